@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Create or refresh the project's virtual environment (.venv) from the package registries.
+#
+#   bash scripts/setup_env.sh            # torch + torchvision, detectron2 v0.6, the kit and its tools
+#
+# Re-running is fast: each step is skipped when what it installs is already there with the
+# pinned version (a stamp file records the inputs of the last successful run).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3.11}"
+TORCH_VERSION="${TORCH_VERSION:-2.14.1}"
+TORCHVISION_VERSION="${TORCHVISION_VERSION:-0.29.2}"
+DETECTRON2_SDIST="pb1-detectron2==0.6"
+BUILD_DIR="$ROOT/.build"
+
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+log() { printf '[setup] %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip --disable-pip-version-check)
+
+# The stamp lists everything that decides the environment: when none of it changed, we are done.
+STAMP="$VENV/.motion-keypoints-stamp"
+want_stamp="$(cat "$ROOT/setup.py" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -c1-16) torch=$TORCH_VERSION tv=$TORCHVISION_VERSION"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] && "$PY" -c "import detectron2, motion_keypoints" 2>/dev/null; then
+  log "environment up to date ($VENV)"
+  exit 0
+fi
+
+log "build tools (setuptools<82: detectron2 imports pkg_resources)"
+"${PIP[@]}" install -q "setuptools>=77,<82" wheel
+
+have_torch="$("$PY" -c 'import torch, torchvision; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])' 2>/dev/null || true)"
+if [ "$have_torch" != "$TORCH_VERSION $TORCHVISION_VERSION" ]; then
+  # Both from PyPI: the local CPU-only torch file cannot load PyPI's torchvision extension.
+  log "torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION from PyPI (large download the first time)"
+  "${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+fi
+
+if ! "$PY" -c "import detectron2, detectron2.model_zoo as mz; assert mz.get_config_file('COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml')" 2>/dev/null; then
+  log "detectron2 v0.6 from the $DETECTRON2_SDIST sdist, pure Python (ROIAlign/NMS come from torchvision)"
+  rm -rf "$BUILD_DIR/detectron2" && mkdir -p "$BUILD_DIR/detectron2"
+  "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
+      "$DETECTRON2_SDIST" -d "$BUILD_DIR/detectron2"
+  tar -xzf "$BUILD_DIR"/detectron2/*.tar.gz -C "$BUILD_DIR/detectron2"
+  src="$(find "$BUILD_DIR/detectron2" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
+  "$PY" "$ROOT/scripts/patch_detectron2.py" "$src"
+  "${PIP[@]}" install -q --no-build-isolation "$src"
+fi
+
+log "the kit (editable) and its tools"
+"${PIP[@]}" install -q --no-build-isolation -e "$ROOT[dev]"
+
+"$PY" -c "import motion_keypoints.compat as c; c.import_detectron2(); print('[setup] ok: detectron2', c.detectron2_version())"
+echo "$want_stamp" > "$STAMP"

@@ -1,0 +1,33 @@
+"""motion-keypoints: an ensemble of Detectron2 Keypoint R-CNN models for 24 body keypoints.
+
+torch, torchvision and detectron2 are installed by ``scripts/setup_env.sh`` (``make test`` /
+``make demo`` run it): detectron2 v0.6 is not on PyPI under its own name and is built from the
+``pb1-detectron2`` sdist without its C++ extension.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="motion-keypoints",
+    version="0.1.0",
+    description="Train an ensemble of Detectron2 Keypoint R-CNN models and write a submission.csv",
+    package_dir={"": "code"},
+    packages=find_packages("code"),
+    python_requires=">=3.9",
+    install_requires=[
+        "numpy",
+        "pandas",
+        "opencv-python-headless",
+        "albumentations>=1.4",
+        "pycocotools",
+        "tqdm",
+        "tensorboard",
+        "matplotlib",
+        "pyyaml",
+        "Pillow",
+    ],
+    extras_require={
+        "dev": ["pytest", "ruff", "nbclient", "nbformat", "ipykernel", "hypothesis"],
+        "neptune": ["neptune"],
+    },
+)
