@@ -27,7 +27,7 @@ setup(
         "Pillow",
     ],
     extras_require={
-        "dev": ["pytest", "ruff", "nbclient", "nbformat", "ipykernel", "hypothesis"],
+        "dev": ["pytest", "ruff", "nbclient", "nbformat", "ipykernel", "hypothesis", "neptune"],
         "neptune": ["neptune"],
     },
 )
