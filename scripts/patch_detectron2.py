@@ -15,6 +15,24 @@ import shutil
 import sys
 from pathlib import Path
 
+# Module-level functions collect_env_info() (called by default_setup) asks the extension for.
+PLACEHOLDER = '''"""Placeholder: this detectron2 was built without its C++ extension."""
+
+PLACEHOLDER_VERSION = 1
+
+
+def get_compiler_version():
+    return "none (pure-Python build, no C++ extension)"
+
+
+def get_cuda_version():
+    return "none (pure-Python build, no C++ extension)"
+
+
+def has_cuda():
+    return False
+'''
+
 
 def main(src: Path) -> None:
     setup_py = src / "setup.py"
@@ -30,9 +48,7 @@ def main(src: Path) -> None:
     if not top.exists():
         shutil.copytree(zoo, top)
     placeholder = src / "detectron2" / "_C.py"
-    placeholder.write_text(
-        '"""Placeholder: this detectron2 was built without its C++ extension."""\n'
-    )
+    placeholder.write_text(PLACEHOLDER)
     n = len(list(top.rglob("*.yaml")))
     print(f"[setup] patched {src.name}: no C++ extension, {n} model-zoo YAMLs packaged")
 

@@ -27,7 +27,7 @@ PIP=("$PY" -m pip --disable-pip-version-check)
 
 # The stamp lists everything that decides the environment: when none of it changed, we are done.
 STAMP="$VENV/.motion-keypoints-stamp"
-want_stamp="$(cat "$ROOT/setup.py" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -c1-16) torch=$TORCH_VERSION tv=$TORCHVISION_VERSION"
+want_stamp="$(cat "$ROOT/setup.py" "$ROOT/scripts/setup_env.sh" "$ROOT/scripts/patch_detectron2.py" | sha256sum | cut -c1-16) torch=$TORCH_VERSION tv=$TORCHVISION_VERSION"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] && "$PY" -c "import detectron2, motion_keypoints" 2>/dev/null; then
   log "environment up to date ($VENV)"
   exit 0
@@ -43,7 +43,7 @@ if [ "$have_torch" != "$TORCH_VERSION $TORCHVISION_VERSION" ]; then
   "${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
 
-if ! "$PY" -c "import detectron2, detectron2.model_zoo as mz; assert mz.get_config_file('COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml')" 2>/dev/null; then
+if ! "$PY" -c "import detectron2, detectron2.model_zoo as mz; assert mz.get_config_file('COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml'); from detectron2 import _C; assert _C.PLACEHOLDER_VERSION == 1" 2>/dev/null; then
   log "detectron2 v0.6 from the $DETECTRON2_SDIST sdist, pure Python (ROIAlign/NMS come from torchvision)"
   rm -rf "$BUILD_DIR/detectron2" && mkdir -p "$BUILD_DIR/detectron2"
   "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \

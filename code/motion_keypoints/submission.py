@@ -1,0 +1,272 @@
+"""The competition file: written in ``sample_submission.csv``'s exact columns and row order, and a
+checker that names every problem of any submission file (line and column).
+
+``python code/check_submission.py --data-root DIR FILE`` runs :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from .data import DataError, DataPaths, Problem
+from .keypoints import KEYPOINT_NAMES
+from .utils import PathLike, atomic_path
+
+#: A CSV read as text: header fields and ``(line number, fields)`` for each data line.
+RawCsv = Tuple[List[str], List[Tuple[int, List[str]]]]
+
+
+def read_raw_csv(path: PathLike) -> RawCsv:
+    """Header and data lines of a CSV, as text, with their 1-based line numbers (header: line 1).
+
+    Blank lines are skipped. Raises :class:`DataError` when the file is missing, empty or not text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError([Problem(str(path), None, None, "file not found")])
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header: List[str] | None = None
+            rows: List[Tuple[int, List[str]]] = []
+            for fields in reader:
+                if not fields:
+                    continue
+                if header is None:
+                    header = [h.strip() for h in fields]
+                else:
+                    rows.append((reader.line_num, fields))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError([Problem(str(path), None, None, f"not a UTF-8 CSV file ({exc})")]) from None
+    if header is None:
+        raise DataError([Problem(str(path), None, None, "empty file: no header line")])
+    return header, rows
+
+
+def _sample_layout(sample_submission: PathLike) -> Tuple[List[str], List[str]]:
+    """Columns and image order of ``sample_submission.csv``."""
+    header, rows = read_raw_csv(sample_submission)
+    if not header or header[0] != "image":
+        raise DataError(
+            [Problem(str(sample_submission), 1, None, "first column must be 'image'")]
+        )
+    return header, [fields[0].strip() for _, fields in rows]
+
+
+def _cell_problem(text: str) -> str | None:
+    """Why a cell is not a finite number (None when it is one)."""
+    value = text.strip()
+    if not value:
+        return "empty value"
+    try:
+        number = float(value)
+    except ValueError:
+        return f"not a number: {text!r}"
+    if math.isnan(number):
+        return f"NaN value ({text!r}): every coordinate needs a finite number"
+    if math.isinf(number):
+        return f"infinite value ({text!r})"
+    return None
+
+
+def check_submission(path: PathLike, sample_submission: PathLike) -> List[Problem]:
+    """Every problem of a submission file compared with ``sample_submission.csv`` (empty: valid).
+
+    Checked: columns (missing, extra, duplicated, order), each image present exactly once, no
+    image outside the sample, rows in the sample's order, and every value a finite number.
+    Problems carry the file, line (header: 1) and column.
+    """
+    name = str(path)
+    expected, expected_images = _sample_layout(sample_submission)
+    try:
+        header, rows = read_raw_csv(path)
+    except DataError as exc:
+        return list(exc.problems)
+
+    problems: List[Problem] = []
+    first_seen: Dict[str, int] = {}
+    for j, col in enumerate(header):
+        if col in first_seen:
+            problems.append(
+                Problem(name, 1, col, f"column appears twice (columns {first_seen[col] + 1} and {j + 1})")
+            )
+        else:
+            first_seen[col] = j
+    expected_set = set(expected)
+    for j, col in enumerate(expected):
+        if col not in first_seen:
+            problems.append(
+                Problem(name, 1, col, f"missing column (column {j + 1} of sample_submission.csv)")
+            )
+    for col in first_seen:
+        if col not in expected_set:
+            problems.append(Problem(name, 1, col, "unexpected column: not in sample_submission.csv"))
+    if not problems and header != expected:
+        j = next(i for i, (a, b) in enumerate(zip(header, expected)) if a != b)
+        problems.append(
+            Problem(
+                name, 1, header[j],
+                f"column {j + 1} is {header[j]!r} but sample_submission.csv has {expected[j]!r} "
+                "there: put the columns in sample_submission.csv order",
+            )
+        )
+    if "image" not in first_seen:
+        problems.append(Problem(name, 1, "image", "no 'image' column: rows cannot be checked"))
+        return problems
+
+    image_col = first_seen["image"]
+    value_cols = [(j, c) for c, j in first_seen.items() if c != "image" and c in expected_set]
+    expected_pos = {img: i for i, img in enumerate(expected_images)}
+    seen_at: Dict[str, int] = {}
+    found: List[str] = []
+    for line, fields in rows:
+        if len(fields) != len(header):
+            problems.append(
+                Problem(name, line, None, f"{len(fields)} fields but the header has {len(header)}")
+            )
+            continue
+        image = fields[image_col].strip()
+        if not image:
+            problems.append(Problem(name, line, "image", "empty image name"))
+        elif image in seen_at:
+            problems.append(
+                Problem(name, line, "image", f"duplicate image {image!r} (first at line {seen_at[image]})")
+            )
+        elif image not in expected_pos:
+            problems.append(
+                Problem(name, line, "image", f"image {image!r} is not in sample_submission.csv")
+            )
+        else:
+            seen_at[image] = line
+            found.append(image)
+        for j, col in value_cols:
+            why = _cell_problem(fields[j])
+            if why:
+                problems.append(Problem(name, line, col, why))
+    for i, image in enumerate(expected_images):
+        if image not in seen_at:
+            problems.append(
+                Problem(name, None, "image",
+                        f"missing image {image!r} (line {i + 2} of sample_submission.csv)")
+            )
+    if len(found) == len(expected_images) and found != expected_images:
+        out_of_place = sum(a != b for a, b in zip(found, expected_images))
+        i = next(i for i, (a, b) in enumerate(zip(found, expected_images)) if a != b)
+        problems.append(
+            Problem(
+                name, seen_at[found[i]], "image",
+                f"row order: image {found[i]!r} where sample_submission.csv has "
+                f"{expected_images[i]!r} ({out_of_place} rows out of place): sort the rows in "
+                "sample_submission.csv order",
+            )
+        )
+    return problems
+
+
+def submission_frame(
+    images: Sequence[str],
+    coords,
+    sample_submission: PathLike,
+    names: Sequence[str] = KEYPOINT_NAMES,
+) -> pd.DataFrame:
+    """Predictions ``(N, K, 2)`` for ``images`` as a frame in the sample's columns and row order.
+
+    Raises :class:`DataError` naming missing/extra/duplicate images, column mismatches and
+    non-finite values (they are never replaced by zeros).
+    """
+    images = [str(i) for i in images]
+    coords = np.asarray(coords, dtype=float)
+    if coords.shape != (len(images), len(names), 2):
+        raise ValueError(
+            f"coords have shape {coords.shape}; expected ({len(images)}, {len(names)}, 2) "
+            "for the images and keypoints given"
+        )
+    sample = str(sample_submission)
+    expected, expected_images = _sample_layout(sample_submission)
+    columns = ["image"] + [f"{n}_{axis}" for n in names for axis in ("x", "y")]
+    problems: List[Problem] = []
+    for col in expected:
+        if col not in columns:
+            problems.append(Problem(sample, 1, col, "sample_submission.csv column has no prediction"))
+    for col in columns:
+        if col not in expected:
+            problems.append(Problem(sample, 1, col, "predicted column is not in sample_submission.csv"))
+    row_of: Dict[str, int] = {}
+    for i, image in enumerate(images):
+        if image in row_of:
+            problems.append(Problem(None, None, "image", f"image {image!r} predicted twice"))
+        row_of[image] = i
+    expected_set = set(expected_images)
+    extra = [i for i in images if i not in expected_set]
+    missing = [i for i in expected_images if i not in row_of]
+    problems += [Problem(None, None, "image", f"predicted image {i!r} is not in {sample}") for i in extra]
+    problems += [Problem(None, None, "image", f"no prediction for image {i!r} of {sample}") for i in missing]
+    flat = coords.reshape(len(images), -1)
+    for i, j in zip(*np.nonzero(~np.isfinite(flat))):
+        problems.append(
+            Problem(None, None, columns[1 + j], f"non-finite value {flat[i, j]} for image {images[i]!r}")
+        )
+    if problems:
+        raise DataError(problems)
+    frame = pd.DataFrame(flat, columns=columns[1:])
+    frame.insert(0, "image", images)
+    return frame.set_index("image").loc[expected_images].reset_index()[expected]
+
+
+def write_submission(
+    images: Sequence[str],
+    coords,
+    sample_submission: PathLike,
+    out: PathLike,
+    names: Sequence[str] = KEYPOINT_NAMES,
+) -> Path:
+    """Write the submission atomically, in ``sample_submission.csv``'s columns and row order.
+
+    The written file is validated with :func:`check_submission` before it replaces ``out``; on any
+    problem nothing is written and :class:`DataError` lists the problems.
+    """
+    frame = submission_frame(images, coords, sample_submission, names)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False)
+        problems = check_submission(tmp, sample_submission)
+        if problems:
+            raise DataError(problems)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="check_submission.py",
+        description="Validate a submission file against the data's sample_submission.csv.",
+    )
+    parser.add_argument("file", help="submission CSV to check")
+    parser.add_argument("--data-root", required=True, help="data folder with sample_submission.csv")
+    parser.add_argument(
+        "--max-problems", type=int, default=50, help="list at most this many problems (0: all)"
+    )
+    args = parser.parse_args(argv)
+    sample = DataPaths.from_root(args.data_root).sample_submission
+    try:
+        problems = check_submission(args.file, sample)
+    except DataError as exc:
+        print(f"cannot check against {sample}:\n{exc}")
+        return 2
+    if not problems:
+        _, images = _sample_layout(sample)
+        print(f"OK: {args.file}: {len(images)} images in the columns and row order of {sample}")
+        return 0
+    shown = problems if args.max_problems <= 0 else problems[: args.max_problems]
+    for p in shown:
+        print(p)
+    if len(shown) < len(problems):
+        print(f"... {len(problems) - len(shown)} more (--max-problems 0 lists all)")
+    print(f"INVALID: {args.file}: {len(problems)} problem(s)")
+    return 1

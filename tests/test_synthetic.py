@@ -1,0 +1,201 @@
+"""The synthetic data generator: layout, determinism, labels on the drawn figure, left/right."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from motion_keypoints import synthetic as S
+from motion_keypoints.keypoints import COORD_COLUMNS, CSV_COLUMNS, KEYPOINT_NAMES, keypoint_index
+from motion_keypoints.split import group_key
+
+REPO = Path(__file__).resolve().parents[1]
+W, H = 320, 180
+
+
+def _files(root: Path):
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def _inside(kps, width, height):
+    return (kps[..., 0] >= 0) & (kps[..., 0] < width) & (kps[..., 1] >= 0) & (kps[..., 1] < height)
+
+
+def _coords(df):
+    return df[list(COORD_COLUMNS)].to_numpy(float).reshape(len(df), len(KEYPOINT_NAMES), 2)
+
+
+def test_layout_columns_and_names(synthetic_data):
+    root = synthetic_data
+    train = pd.read_csv(root / "train_df.csv")
+    labels = pd.read_csv(root / "test_labels.csv")
+    sub = pd.read_csv(root / "sample_submission.csv")
+    for df in (train, labels, sub):
+        assert tuple(df.columns) == CSV_COLUMNS
+    assert len(train) == 24 and len(labels) == 8
+    assert sub["image"].tolist() == labels["image"].tolist()
+    assert (sub[list(COORD_COLUMNS)].to_numpy() == 0).all()
+    assert sorted(train["image"]) == sorted(p.name for p in (root / "images/train_imgs").iterdir())
+    assert sorted(labels["image"]) == sorted(p.name for p in (root / "images/test_imgs").iterdir())
+    for name in train["image"].tolist() + labels["image"].tolist():
+        assert S.NAME_PATTERN.fullmatch(name), name
+    clips = {
+        split: {n.split("_")[0] for n in df["image"]}
+        for split, df in (("train", train), ("test", labels))
+    }
+    assert clips["train"].isdisjoint(clips["test"])
+    groups = train["image"].map(group_key).value_counts()
+    assert len(groups) >= 4 and (groups >= 2).all()  # several neighbouring frames per clip/camera
+    img = cv2.imread(str(root / "images/train_imgs" / train["image"][0]))
+    assert img.shape == (H, W, 3)
+
+
+def test_keypoints_are_finite_mostly_inside_and_exact_in_the_csv(synthetic_data):
+    train = pd.read_csv(synthetic_data / "train_df.csv")
+    labels = pd.read_csv(synthetic_data / "test_labels.csv")
+    kps = np.concatenate([_coords(train), _coords(labels)])
+    assert np.isfinite(kps).all()
+    assert _inside(kps, W, H).mean() > 0.97
+    assert _inside(kps, W, H).all(axis=1).mean() > 0.8
+    # The CSV holds the rendered coordinates to the last bit; any image renders on its own.
+    items = S.plan_items(24, 8, 0, 2, 3)
+    for i in (0, 13, 27):
+        _, k, _ = S.render_item(items[i], 0, W, H, 2, 3, 0.03)
+        row = (train if items[i].split == "train" else labels).set_index("image").loc[items[i].name]
+        assert np.array_equal(row.to_numpy(float).reshape(-1, 2), k)
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    a = S.make_synthetic(tmp_path / "a", 7, 3, width=96, height=64, seed=5, progress=False)
+    b = S.make_synthetic(tmp_path / "b", 7, 3, width=96, height=64, seed=5, progress=False)
+    c = S.make_synthetic(tmp_path / "c", 7, 3, width=96, height=64, seed=6, progress=False)
+    assert _files(a) == _files(b)
+    for rel in _files(a):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    assert (a / "train_df.csv").read_bytes() != (c / "train_df.csv").read_bytes()
+    img_a = sorted((a / "images/train_imgs").iterdir())[0]
+    img_c = sorted((c / "images/train_imgs").iterdir())[0]
+    assert img_a.read_bytes() != img_c.read_bytes()
+
+
+def test_an_image_does_not_depend_on_how_many_are_made(tmp_path, synthetic_data):
+    small = S.make_synthetic(tmp_path / "small", 4, 1, width=W, height=H, seed=0, progress=False)
+    big_train = pd.read_csv(synthetic_data / "train_df.csv")
+    small_train = pd.read_csv(small / "train_df.csv")
+    pd.testing.assert_frame_equal(small_train, big_train.iloc[:4])
+    for name in small_train["image"]:
+        rel = Path("images/train_imgs") / name
+        assert (small / rel).read_bytes() == (synthetic_data / rel).read_bytes()
+    # Test clips are numbered after the training clips, but their content is the same.
+    big_test = sorted((synthetic_data / "images/test_imgs").iterdir())[0]
+    small_test = sorted((small / "images/test_imgs").iterdir())[0]
+    assert big_test.name != small_test.name
+    assert big_test.read_bytes() == small_test.read_bytes()
+
+
+@pytest.mark.parametrize("size", [(W, H), (640, 360)])
+def test_labels_lie_on_the_drawn_markers(size):
+    width, height = size
+    own = opposite = total = 0
+    for seed in range(12):
+        background = S.render_background(np.random.default_rng(100 + seed), width, height)
+        img, kps = S.render_person(
+            np.random.default_rng(seed), width, height, background=background
+        )
+        assert kps.shape == (len(KEYPOINT_NAMES), 2)
+        assert _inside(kps, width, height).all()
+        x, y = np.round(kps).astype(int).T
+        diff = np.abs(img[y, x].astype(int) - background[y, x].astype(int)).max(axis=1)
+        assert (diff >= 25).all(), [n for n, d in zip(KEYPOINT_NAMES, diff) if d < 25]
+        for name, pixel in zip(KEYPOINT_NAMES, img[y, x]):
+            total += 1
+            own += tuple(pixel) == S.marker_colour(name)
+            mirror = name.replace("left_", "@").replace("right_", "left_").replace("@", "right_")
+            opposite += mirror != name and tuple(pixel) == S.marker_colour(mirror)
+    # Markers of neighbouring joints (eyes, nose) overlap at small scale; the side colours do not swap.
+    assert own / total > (0.75 if width < 400 else 0.9)
+    assert opposite / total < 0.02
+
+
+@pytest.mark.parametrize("facing, sign", [("front", 1), ("back", -1)])
+def test_left_and_right_are_on_consistent_sides(facing, sign):
+    """Facing the camera, the person's left is on the image's right (and the reverse from behind),
+    for the shoulders, hips, eyes and ears alike, and the left markers are drawn in the left colour."""
+    idx = {n: keypoint_index(n) for n in KEYPOINT_NAMES}
+    sides = {"left": [], "right": []}
+    for seed in range(30):
+        img, k = S.render_person(np.random.default_rng(seed), 640, 360, facing=facing)
+        x = k[:, 0]
+        assert sign * (x[idx["left_shoulder"]] - x[idx["neck"]]) > 0, seed
+        assert sign * (x[idx["neck"]] - x[idx["right_shoulder"]]) > 0, seed
+        assert sign * (x[idx["left_hip"]] - x[idx["spine1(waist)"]]) > 0, seed
+        assert sign * (x[idx["spine1(waist)"]] - x[idx["right_hip"]]) > 0, seed
+        assert sign * (x[idx["left_ear"]] - x[idx["right_ear"]]) > 0, seed
+        for name, (px, py) in zip(KEYPOINT_NAMES, np.round(k).astype(int)):
+            side = name.split("_")[0]
+            if side in sides:
+                blue, _, red = img[py, px].astype(int)
+                sides[side].append(red - blue if side == "left" else blue - red)
+    # Left markers are warm (yellow), right ones cool (cyan), from the front and from behind.
+    assert np.mean(np.array(sides["left"]) > 50) > 0.9
+    assert np.mean(np.array(sides["right"]) > 50) > 0.9
+
+
+def test_outside_rate_pushes_only_hands_and_feet_out():
+    items = S.plan_items(30, 0, 3, 2, 3)
+    out_images = 0
+    for item in items:
+        _, clean, _ = S.render_item(item, 3, W, H, 2, 3, outside_rate=0.0)
+        assert _inside(clean, W, H).all()
+        _, kps, _ = S.render_item(item, 3, W, H, 2, 3, outside_rate=1.0)
+        outside = ~_inside(kps, W, H)
+        out_images += outside.any()
+        assert {KEYPOINT_NAMES[i] for i in np.flatnonzero(outside)} <= set(S.EXTREMITIES)
+        beyond = np.maximum.reduce([-kps[:, 0], kps[:, 0] - W, -kps[:, 1], kps[:, 1] - H])
+        assert beyond.max() <= 0.015 * W + 1e-9  # just outside, not far away
+    assert out_images >= len(items) // 2
+
+
+def test_rerun_is_idempotent_and_removes_stale_images(tmp_path):
+    out = tmp_path / "data"
+    S.make_synthetic(out, 6, 2, width=64, height=48, progress=False)
+    first = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    S.make_synthetic(out, 6, 2, width=64, height=48, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == first
+    S.make_synthetic(out, 3, 1, width=64, height=48, progress=False)
+    assert len(list((out / "images/train_imgs").iterdir())) == 3
+    assert len(pd.read_csv(out / "train_df.csv")) == 3
+    assert len(list((out / "images/test_imgs").iterdir())) == 1
+
+
+def test_refuses_foreign_folders_and_bad_arguments(tmp_path):
+    foreign = tmp_path / "real"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty and was not written by make_synthetic"):
+        S.make_synthetic(foreign, 2, 1, width=64, height=48, progress=False)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    with pytest.raises(ValueError, match="n_train >= 1"):
+        S.make_synthetic(tmp_path / "x", 0, 1, progress=False)
+    with pytest.raises(ValueError, match="too small"):
+        S.make_synthetic(tmp_path / "x", 1, 1, width=16, height=16, progress=False)
+    assert S.main(["--out", str(foreign), "--train", "1", "--test", "1", "--quiet"]) == 2
+
+
+def test_cli_writes_the_layout(tmp_path):
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "code/make_synthetic.py", "--out", str(out), "--train", "5", "--test", "2",
+           "--width", "96", "--height", "64", "--seed", "3"]  # fmt: skip
+    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "5 train + 2 test images" in run.stdout
+    assert len(list((out / "images/train_imgs").glob("*.jpg"))) == 5
+    assert len(list((out / "images/test_imgs").glob("*.jpg"))) == 2
+    for name in ("train_df.csv", "sample_submission.csv", "test_labels.csv", "synthetic.json"):
+        assert (out / name).is_file()
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "up to date" in again.stdout
