@@ -11,10 +11,16 @@ Multi-machine: --num-machines M --machine-rank R --dist-url tcp://HOST:PORT (det
 
 import motion_keypoints.compat  # noqa: F401
 
+import sys
+
 from detectron2.engine import default_argument_parser, default_setup, launch
 
-from motion_keypoints.config import setup_cfg
-from motion_keypoints.trainer import train
+from motion_keypoints.config import ConfigError, setup_cfg
+from motion_keypoints.data import DataError
+from motion_keypoints.trainer import SetupError, train
+
+#: Errors with a message that says what to do: printed without a traceback.
+USER_ERRORS = (ConfigError, DataError, SetupError, FloatingPointError, FileNotFoundError)
 
 
 def setup(args):
@@ -30,11 +36,15 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -14,3 +14,60 @@ def synthetic_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic") / "data"
     make_synthetic(root, n_train=24, n_test=8, width=320, height=180, seed=0)
     return root
+
+
+# ---------------------------------------------------------------- trained tiny runs (slow tests)
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Synthetic data and iterations of the learning run (CPU minutes, see tests/test_train.py).
+LEARN_DATA = {"n_train": 200, "n_test": 16, "width": 384, "height": 216, "seed": 0}
+LEARN_ITERS = 800
+
+
+def run_script(script: str, *args, check=True, timeout=1800, env=None):
+    """Run ``python code/<script>.py args`` from the repo root, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "code" / f"{script}.py"), *map(str, args)],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{script}.py {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"--- stdout (tail)\n{proc.stdout[-4000:]}\n--- stderr (tail)\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def tiny_opts(data, out, iters, **extra):
+    from motion_keypoints.config import schedule_opts
+
+    sched = schedule_opts(iters)
+    opts = {
+        **dict(zip(sched[::2], sched[1::2])),
+        "DATA.ROOT": data, "OUTPUT_DIR": out, "DATA.VAL_FRACTION": 0.2, **extra,
+    }
+    return [str(x) for kv in opts.items() for x in kv]
+
+
+@pytest.fixture(scope="session")
+def learn_data(tmp_path_factory):
+    from motion_keypoints.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("learn") / "data"
+    make_synthetic(root, progress=False, **LEARN_DATA)
+    return root
+
+
+@pytest.fixture(scope="session")
+def learned_run(learn_data):
+    """A tiny-cpu model trained from scratch on the original synthetic images."""
+    out = learn_data.parent / "runs" / "original"
+    run_script("train", "--config-file", "configs/tiny-cpu.yaml",
+               *tiny_opts(learn_data, out, LEARN_ITERS))
+    return out

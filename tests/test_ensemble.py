@@ -364,11 +364,6 @@ def test_bad_prediction_rows_are_named(tmp_path):
     assert f"{path}: line 3, column nose_y: no finite value although detected=1" in text
 
 
-def test_prediction_columns_match_the_predictor():
-    predict = pytest.importorskip("motion_keypoints.predict")
-    assert predict.PRED_COLUMNS == E.PREDICTION_COLUMNS
-
-
 # ------------------------------------------------------------------------------ evaluate
 
 

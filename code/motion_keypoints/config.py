@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import motion_keypoints.compat  # noqa: F401
 
+import logging
 import os
 from pathlib import Path
 from typing import Optional, Sequence
@@ -74,9 +75,15 @@ def add_kit_config(cfg) -> None:
     # Validation metric that picks model_best.pth ("min" mode).
     _C.TEST.BEST_METRIC = "keypoints_rmse/rmse"
 
-    # Keypoints of this task: counts and OKS sigmas derive from keypoints.py.
+    # Keypoints of this task: one class (person); counts and OKS sigmas derive from keypoints.py.
+    _C.MODEL.KEYPOINT_ON = True
+    _C.MODEL.ROI_HEADS.NUM_CLASSES = 1
     _C.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = len(KEYPOINT_NAMES)
     _C.TEST.KEYPOINT_OKS_SIGMAS = list(DEFAULT_OKS_SIGMAS)
+
+
+class ConfigError(ValueError):
+    """A config that cannot work for this task; the message says how to fix it."""
 
 
 def check_config(cfg) -> None:
@@ -99,7 +106,27 @@ def check_config(cfg) -> None:
     if not 0.0 <= cfg.DATA.VAL_FRACTION < 1.0:
         problems.append(f"DATA.VAL_FRACTION must be in [0, 1), got {cfg.DATA.VAL_FRACTION}")
     if problems:
-        raise ValueError("config problems:\n  " + "\n  ".join(problems))
+        raise ConfigError("config problems:\n  " + "\n  ".join(problems))
+
+
+def _all_keys(cfg, prefix: str = ""):
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            yield from _all_keys(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
+
+
+def _suggest_key(cfg, opts: Sequence[str]) -> str:
+    import difflib
+
+    keys = list(_all_keys(cfg))
+    for key in list(opts)[::2]:
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=3)
+            if close:
+                return f" (did you mean {' or '.join(close)}?)"
+    return ""
 
 
 def default_output_dir(config_file: Optional[str]) -> str:
@@ -115,10 +142,35 @@ def setup_cfg(config_file: Optional[str], opts: Sequence[str] = (), freeze: bool
         if not Path(config_file).is_file():
             raise FileNotFoundError(f"config file {config_file} does not exist (see configs/)")
         cfg.merge_from_file(str(config_file))
-    cfg.merge_from_list(list(opts))
+    try:
+        cfg.merge_from_list(list(opts))
+    except (AssertionError, KeyError, ValueError) as exc:
+        raise ConfigError(f"bad override in {list(opts)}: {exc}{_suggest_key(cfg, opts)}") from exc
     if cfg.OUTPUT_DIR == DEFAULT_OUTPUT_DIR:
         cfg.OUTPUT_DIR = default_output_dir(config_file)
     check_config(cfg)
+    if cfg.MODEL.DEVICE.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            logging.getLogger("motion_keypoints").warning(
+                "MODEL.DEVICE %s but no GPU is available: running on the CPU (slow for the full "
+                "configs; configs/tiny-cpu.yaml is made for CPUs)", cfg.MODEL.DEVICE
+            )
+            cfg.MODEL.DEVICE = "cpu"
     if freeze:
         cfg.freeze()
     return cfg
+
+
+def schedule_opts(iters: int) -> list:
+    """Overrides that scale the solver schedule of a config to ``iters`` iterations: LR steps at
+    75 % and 90 %, evaluation at half-way and at the end, four checkpoints."""
+    s1, s2 = int(iters * 0.75), int(iters * 0.9)
+    steps = f"({s1},{s2})" if 0 < s1 < s2 < iters else "()"
+    return [
+        "SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", steps,
+        "SOLVER.WARMUP_ITERS", str(min(50, max(iters // 5, 0))),
+        "TEST.EVAL_PERIOD", str(max(iters // 2, 1)),
+        "SOLVER.CHECKPOINT_PERIOD", str(max(iters // 4, 1)),
+    ]

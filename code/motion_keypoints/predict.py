@@ -24,17 +24,15 @@ import torch
 from tqdm import tqdm
 
 from . import data as D
+from .ensemble import PREDICTION_COLUMNS
 from .evaluation import top_person
-from .keypoints import COORD_COLUMNS, FLIP_INDEX, KEYPOINT_NAMES
+from .keypoints import FLIP_INDEX, KEYPOINT_NAMES
 from .utils import atomic_path
 
 logger = logging.getLogger("motion_keypoints")
 
-SCORE_COLUMNS = tuple(f"score_{n}" for n in KEYPOINT_NAMES)
-BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
-PRED_COLUMNS = ("image",) + COORD_COLUMNS + SCORE_COLUMNS + BOX_COLUMNS + (
-    "box_score", "detected", "width", "height",
-)
+#: Columns of predictions_<split>.csv (defined with the reader, in ensemble.py).
+PRED_COLUMNS = PREDICTION_COLUMNS
 SPLITS = ("test", "val")
 CHECKPOINTS = {"best": "model_best.pth", "final": "model_final.pth"}
 

@@ -35,6 +35,10 @@ SCRATCH_HINT = (
 )
 
 
+class SetupError(RuntimeError):
+    """A run cannot start: missing augmentation set, weights that cannot be loaded, ..."""
+
+
 @dataclass
 class RunData:
     train_name: str
@@ -78,7 +82,7 @@ def register_run_datasets(cfg) -> RunData:
         set_dir = augmented_set_dir(cfg)
         ann = set_dir / "annotations.csv"
         if not ann.is_file():
-            raise FileNotFoundError(
+            raise SetupError(
                 f"augmentation set {cfg.DATA.AUG_SET!r} not found ({ann} missing). Build it with:\n"
                 f"  python code/augmentation.py --data-root {cfg.DATA.ROOT} "
                 f"--out {cfg.DATA.AUGMENTED_DIR} --sets {cfg.DATA.AUG_SET}"
@@ -92,7 +96,7 @@ def register_run_datasets(cfg) -> RunData:
         train_rows = train_df[~train_df["image"].isin(val_set)]
         train_dicts = D.make_dataset_dicts(train_rows, paths.train_images, cfg.DATA.BBOX_MARGIN)
     if not train_dicts:
-        raise ValueError(f"no training images left in {cfg.DATA.ROOT} after the validation split")
+        raise SetupError(f"no training images left in {cfg.DATA.ROOT} after the validation split")
     train_dicts = _offset(train_dicts)
     train_name = cfg.DATASETS.TRAIN[0]
     D.register_dataset(train_name, lambda: train_dicts, sigmas=list(cfg.TEST.KEYPOINT_OKS_SIGMAS))
@@ -248,7 +252,7 @@ def check_weights(cfg) -> None:
         return
     if "://" not in weights:
         if not Path(weights).is_file():
-            raise FileNotFoundError(
+            raise SetupError(
                 f"MODEL.WEIGHTS {weights} does not exist. Pass an existing checkpoint file, or "
                 f"MODEL.WEIGHTS '' to train from scratch. {SCRATCH_HINT}"
             )
@@ -258,7 +262,7 @@ def check_weights(cfg) -> None:
     try:
         PathManager.get_local_path(weights)
     except Exception as exc:  # network errors come in many types
-        raise RuntimeError(
+        raise SetupError(
             f"could not download MODEL.WEIGHTS {weights} ({type(exc).__name__}: {exc}).\n"
             "Offline? Download the checkpoint on a machine with internet and pass the local file: "
             "MODEL.WEIGHTS /path/to/model_final_a6e10b.pkl — or train from scratch with "

@@ -1,0 +1,70 @@
+"""End to end: trained tiny runs -> predict (flip TTA) -> ensemble -> a valid submission.csv,
+and the one-command demo on a reduced size."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_script, tiny_opts
+
+from motion_keypoints import data as D
+from motion_keypoints.keypoints import COORD_COLUMNS
+from motion_keypoints.submission import check_submission
+
+
+@pytest.fixture(scope="session")
+def augmented_run(learn_data):
+    """A second, shorter run on the demo augmentation set."""
+    aug = learn_data.parent / "augmented"
+    run_script("augmentation", "--data-root", learn_data, "--out", aug, "--sets", "demo", "--workers", "2")
+    out = learn_data.parent / "runs" / "demo"
+    run_script("train", "--config-file", "configs/tiny-cpu.yaml",
+               *tiny_opts(learn_data, out, 200, **{"DATA.AUG_SET": "demo", "DATA.AUGMENTED_DIR": aug}))
+    return out
+
+
+@pytest.mark.slow
+def test_two_runs_predict_and_ensemble_into_a_valid_submission(learned_run, augmented_run, learn_data, tmp_path):
+    runs = [learned_run, augmented_run]
+    # the augmented run holds out exactly the same validation frames, and trained on none of them
+    splits = [json.loads((r / "split.json").read_text()) for r in runs]
+    assert splits[0]["val"] == splits[1]["val"]
+    for run in runs:
+        for split in ("val", "test"):
+            run_script("predict", "--run", run, "--data-root", learn_data, "--split", split, "--flip-tta")
+        pred = pd.read_csv(run / "predictions_test.csv")
+        sample = pd.read_csv(D.DataPaths.from_root(learn_data).sample_submission)
+        assert list(pred["image"]) == list(sample["image"])
+        assert (run / "predictions_test_noflip.csv").is_file()
+    val = run_script("ensemble", "--runs", *runs, "--data-root", learn_data, "--split", "val",
+                     "--out", tmp_path / "val.csv")
+    print(val.stdout)
+    assert "flip" in val.stdout.lower()
+    fused = D.read_keypoint_csv(tmp_path / "val.csv")
+    truth = D.read_keypoint_csv(D.DataPaths.from_root(learn_data).train_csv).set_index("image")
+    truth = truth.loc[fused["image"]]
+    member_mse = []
+    for run in runs:
+        p = pd.read_csv(run / "predictions_val.csv").set_index("image").loc[fused["image"]]
+        assert p["detected"].all(), "the trained tiny runs should find the person in every frame"
+        member_mse.append(np.mean((p[list(COORD_COLUMNS)].to_numpy() - truth[list(COORD_COLUMNS)].to_numpy()) ** 2))
+    ens_mse = np.mean((fused[list(COORD_COLUMNS)].to_numpy() - truth[list(COORD_COLUMNS)].to_numpy()) ** 2)
+    assert ens_mse <= np.mean(member_mse) + 1e-6  # averaging never loses to the average member
+
+    sub = tmp_path / "submission.csv"
+    run_script("ensemble", "--runs", *runs, "--data-root", learn_data, "--split", "test", "--out", sub)
+    assert check_submission(learn_data, sub) == []
+    out = run_script("check_submission", "--data-root", learn_data, sub)
+    assert out.returncode == 0
+    assert list((tmp_path / "samples").glob("*.jpg")), "no ensemble pictures"
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_on_a_reduced_size(tmp_path):
+    sub = tmp_path / "submission.csv"
+    proc = run_script("demo", "--out", tmp_path / "demo", "--train", 36, "--test", 6,
+                      "--iters", 12, "--submission", sub, timeout=1500)
+    assert check_submission(tmp_path / "demo" / "synthetic", sub) == []
+    assert "demo done" in proc.stdout
+    assert "ensemble" in proc.stdout.lower() and "rmse" in proc.stdout.lower()

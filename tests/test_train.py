@@ -1,0 +1,148 @@
+"""Training: the learning test, the run folder, resume, tracking and bad input.
+
+Tests marked slow train tiny models on CPU for minutes; CI runs them.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO, run_script, tiny_opts
+
+from motion_keypoints import data as D
+from motion_keypoints.metrics import mean_pose_baseline, rmse
+
+
+def _metrics_lines(run):
+    return [json.loads(x) for x in (run / "metrics.json").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_learning_tiny_cpu_beats_the_mean_pose_baseline(learned_run, learn_data):
+    info = json.loads((learned_run / "run_info.json").read_text())
+    split = json.loads((learned_run / "split.json").read_text())
+    df = D.read_keypoint_csv(D.DataPaths.from_root(learn_data).train_csv)
+    val = df[df["image"].isin(split["val"])]
+    train = df[~df["image"].isin(split["val"])]
+    img_dir = D.DataPaths.from_root(learn_data).train_images
+    size = lambda rows: np.array([D.image_size(img_dir / n) for n in rows["image"]], float)  # noqa: E731
+    baseline = rmse(
+        mean_pose_baseline(D.keypoints_array(train), size(train), size(val)), D.keypoints_array(val)
+    )
+    print(f"validation RMSE {info['val_rmse']:.2f} px vs mean-pose baseline {baseline:.2f} px")
+    assert info["val_rmse"] <= 0.25 * baseline
+    # the independent evaluation of the best checkpoint agrees with what the hook recorded
+    best = json.loads((learned_run / "best_checkpoint.json").read_text())
+    assert best["val_rmse"] == pytest.approx(info["val_rmse"])
+
+
+@pytest.mark.slow
+def test_run_folder_is_complete(learned_run):
+    for name in ("config.yaml", "metrics.json", "model_final.pth", "model_best.pth",
+                 "split.json", "run_info.json", "best_checkpoint.json", "last_checkpoint"):
+        assert (learned_run / name).is_file(), name
+    assert list(learned_run.glob("events.out.tfevents.*")), "no TensorBoard events"
+    split = json.loads((learned_run / "split.json").read_text())
+    assert split["val"] and not set(split["val"]) & set(split["train"])
+    lines = _metrics_lines(learned_run)
+    evals = [x for x in lines if "keypoints_rmse/rmse" in x]
+    assert len(evals) == 2 and all("keypoints/AP" in x for x in evals)  # COCO OKS AP too
+    assert all(0.0 <= x["keypoints_rmse/detection_rate"] <= 1.0 for x in evals)
+    info = json.loads((learned_run / "run_info.json").read_text())
+    assert info["val_rmse"] == min(x["keypoints_rmse/rmse"] for x in evals)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_ends_with_the_same_iterations_without_duplicates(learn_data, tmp_path):
+    out = tmp_path / "resumed"
+    iters = 40
+    args = ["--config-file", "configs/tiny-cpu.yaml",
+            *tiny_opts(learn_data, out, iters, **{"SOLVER.CHECKPOINT_PERIOD": 10})]
+    proc = subprocess.Popen([sys.executable, str(REPO / "code/train.py"), *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (out / "model_0000019.pth").is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model_final.pth").exists(), "killed too late to test resuming"
+    run_script("train", "--resume", *args)
+    log = run_script("train", "--resume", *args)  # a finished run resumes to a no-op
+    assert "resuming at iteration" in log.stdout + log.stderr
+    lines = _metrics_lines(out)
+    iterations = [x["iteration"] for x in lines if "total_loss" in x]
+    assert len(iterations) == len(set(iterations)), "metrics.json has duplicated iterations"
+    assert max(x["iteration"] for x in lines) == iters - 1
+    assert (out / "model_final.pth").is_file()
+    ckpt = (out / "last_checkpoint").read_text().strip()
+    assert ckpt == "model_final.pth"
+
+
+@pytest.mark.slow
+def test_neptune_enabled_without_token_trains_offline(learn_data, tmp_path):
+    out = tmp_path / "neptune"
+    token = "do-not-print-this-token"
+    proc = run_script(
+        "train", "--config-file", "configs/tiny-cpu.yaml",
+        *tiny_opts(learn_data, out, 4, **{"TRACKING.NEPTUNE": True, "TEST.EVAL_PERIOD": 0}),
+        env={"NEPTUNE_API_TOKEN": "", "NEPTUNE_PROJECT": "", "NEPTUNE_DATA_DIRECTORY": ""},
+    )
+    text = proc.stdout + proc.stderr
+    assert "offline" in text.lower()
+    assert (out / "model_final.pth").is_file()
+    proc = run_script(
+        "train", "--config-file", "configs/tiny-cpu.yaml",
+        *tiny_opts(learn_data, tmp_path / "n2", 2, **{"TEST.EVAL_PERIOD": 0}),
+        env={"MOTION_KEYPOINTS_NEPTUNE": "1", "NEPTUNE_API_TOKEN": token},
+    )
+    assert token not in proc.stdout + proc.stderr
+
+
+def test_missing_augmentation_set_says_how_to_build_it(synthetic_data, tmp_path):
+    proc = run_script("train", "--config-file", "configs/tiny-cpu.yaml",
+                      "DATA.ROOT", synthetic_data, "OUTPUT_DIR", tmp_path / "r",
+                      "DATA.AUG_SET", "demo", "DATA.AUGMENTED_DIR", tmp_path / "aug", check=False)
+    assert proc.returncode == 1
+    assert "python code/augmentation.py" in proc.stderr and "--sets demo" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_data_fails_before_training(synthetic_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_data, data)
+    csv = data / "train_df.csv"
+    lines = csv.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[2] = "abc"
+    lines[3] = ",".join(cells)
+    csv.write_text("\n".join(lines) + "\n")
+    proc = run_script("train", "--config-file", "configs/tiny-cpu.yaml", "DATA.ROOT", data,
+                      "OUTPUT_DIR", tmp_path / "r", check=False)
+    assert proc.returncode == 1
+    assert "train_df.csv" in proc.stderr and "line 4" in proc.stderr
+    assert not (tmp_path / "r" / "model_final.pth").exists()
+
+
+def test_offline_weights_error_says_how_to_proceed(synthetic_data, tmp_path):
+    proc = run_script("train", "--config-file", "configs/tiny-cpu.yaml", "DATA.ROOT", synthetic_data,
+                      "OUTPUT_DIR", tmp_path / "r", "MODEL.WEIGHTS", tmp_path / "missing.pkl",
+                      check=False)
+    assert proc.returncode == 1
+    assert "MODEL.WEIGHTS" in proc.stderr and "from scratch" in proc.stderr
+
+
+@pytest.mark.slow
+def test_diverging_loss_stops_with_the_scratch_hint(synthetic_data, tmp_path):
+    proc = run_script(
+        "train", "--config-file", "configs/tiny-cpu.yaml", "DATA.ROOT", synthetic_data,
+        "OUTPUT_DIR", tmp_path / "r", "SOLVER.BASE_LR", "1e6", "SOLVER.WARMUP_ITERS", "0",
+        "SOLVER.MAX_ITER", "30", "TEST.EVAL_PERIOD", "0", check=False,
+    )
+    assert proc.returncode == 1
+    assert "diverged" in proc.stderr and "MODEL.RESNETS.NORM GN" in proc.stderr
