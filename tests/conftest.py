@@ -29,12 +29,13 @@ LEARN_DATA = {"n_train": 200, "n_test": 16, "width": 384, "height": 216, "seed":
 LEARN_ITERS = 800
 
 
-def run_script(script: str, *args, check=True, timeout=1800, env=None):
-    """Run ``python code/<script>.py args`` from the repo root, as a user would."""
+def run_script(script: str, *args, check=True, timeout=1800, env=None, unset=()):
+    """Run ``python code/<script>.py args`` from the repo root, as a user would; ``env`` adds
+    variables, ``unset`` removes some."""
+    environ = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
     proc = subprocess.run(
         [sys.executable, str(REPO / "code" / f"{script}.py"), *map(str, args)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})},
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=environ,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

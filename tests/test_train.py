@@ -89,11 +89,12 @@ def test_neptune_enabled_without_token_trains_offline(learn_data, tmp_path):
     proc = run_script(
         "train", "--config-file", "configs/tiny-cpu.yaml",
         *tiny_opts(learn_data, out, 4, **{"TRACKING.NEPTUNE": True, "TEST.EVAL_PERIOD": 0}),
-        env={"NEPTUNE_API_TOKEN": "", "NEPTUNE_PROJECT": "", "NEPTUNE_DATA_DIRECTORY": ""},
+        unset=("NEPTUNE_API_TOKEN", "NEPTUNE_PROJECT", "NEPTUNE_DATA_DIRECTORY", "NEPTUNE_MODE"),
     )
     text = proc.stdout + proc.stderr
     assert "offline" in text.lower()
     assert (out / "model_final.pth").is_file()
+    assert (out / ".neptune").is_dir(), "offline Neptune data belongs in the run folder"
     proc = run_script(
         "train", "--config-file", "configs/tiny-cpu.yaml",
         *tiny_opts(learn_data, tmp_path / "n2", 2, **{"TEST.EVAL_PERIOD": 0}),

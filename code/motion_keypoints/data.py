@@ -7,6 +7,8 @@ A data root ``DIR`` has the competition layout::
     DIR/images/train_imgs/*.jpg
     DIR/images/test_imgs/*.jpg
     DIR/test_labels.csv           optional: true test keypoints (synthetic data only)
+    DIR/label_overrides.csv       optional: corrected labels ``image, keypoint, x, y`` that
+                                  :func:`load_train_df` applies over train_df.csv
 
 Every problem is reported as a :class:`Problem` naming file, line (1-based, the header is line 1)
 and column; :class:`DataError` collects all of them before anything is raised.
@@ -23,6 +25,7 @@ import argparse
 import csv
 import difflib
 import io
+import logging
 import os
 import re
 import sys
@@ -53,6 +56,10 @@ MAX_SHOWN = 50
 #: their missing end marker); ``decode`` (every image decoded: also catches corrupt data).
 IMAGE_CHECK_LEVELS = ("exists", "header", "decode")
 SPLITS = ("train", "test")
+#: Columns of ``label_overrides.csv``: one corrected keypoint per row.
+OVERRIDE_COLUMNS = ("image", "keypoint", "x", "y")
+
+logger = logging.getLogger("motion_keypoints")
 
 _EXIF_ORIENTATION = 0x0112
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -70,6 +77,7 @@ class DataPaths:
     train_images: Path
     test_images: Path
     test_labels: Path
+    overrides: Path
 
     @classmethod
     def from_root(cls, root: PathLike) -> DataPaths:
@@ -81,6 +89,7 @@ class DataPaths:
             train_images=root / "images" / "train_imgs",
             test_images=root / "images" / "test_imgs",
             test_labels=root / "test_labels.csv",
+            overrides=root / "label_overrides.csv",
         )
 
 
@@ -533,11 +542,128 @@ def write_keypoint_csv(df: pd.DataFrame, path: PathLike) -> None:
             writer.writerow([image, *map(repr, values), *map(_cell_text, extra)])
 
 
+def image_lines(path: PathLike) -> Dict[str, int]:
+    """``image -> line`` (1-based, header = 1) of a valid keypoint CSV; raises :class:`DataError`
+    like :func:`read_keypoint_csv`."""
+    problems: List[Problem] = []
+    table = _parse_csv(path, CSV_COLUMNS, problems)
+    if problems:
+        raise DataError(problems)
+    return dict(table.images)
+
+
+def _parse_overrides(path: Path, images: Dict[str, int] | None, labels: str,
+                     problems: List[Problem]) -> pd.DataFrame | None:
+    """The rows of an overrides CSV with their ``line``; every problem goes to ``problems``."""
+    if not path.is_file():
+        problems.append(Problem(path, None, None, "overrides CSV not found"))
+        return None
+    start = len(problems)
+    if not path.read_bytes().strip():
+        problems.append(Problem(path, None, None, "the file is empty: expected the header "
+                                f"'{','.join(OVERRIDE_COLUMNS)}' and one row per corrected "
+                                "keypoint"))
+        return None
+    records = _records(path, problems)
+    header_line, header = next(records, (None, None))
+    if header is None:
+        return None
+    if [c.strip() for c in header] != list(OVERRIDE_COLUMNS):
+        problems.append(Problem(path, header_line, None, f"header is {','.join(header)!r}: "
+                                f"expected exactly {','.join(OVERRIDE_COLUMNS)!r} (one corrected "
+                                "keypoint per row; keypoint is a name such as left_elbow)"))
+        return None
+    rows, first = [], {}
+    for line, fields in records:
+        if len(fields) != len(OVERRIDE_COLUMNS):
+            problems.append(Problem(path, line, None, f"{len(fields)} fields: expected "
+                                    f"{len(OVERRIDE_COLUMNS)} ({', '.join(OVERRIDE_COLUMNS)})"))
+            continue
+        name, keypoint, x, y = fields
+        bad = _image_name_problem(name)
+        if bad:
+            problems.append(Problem(path, line, "image", bad))
+        elif images is not None and name not in images:
+            problems.append(Problem(path, line, "image", f"image {name!r} has no row in "
+                                    f"{labels}: overrides can only correct labelled images"))
+        if keypoint not in KEYPOINT_NAMES:
+            close = difflib.get_close_matches(keypoint.strip(), KEYPOINT_NAMES, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"use one of {', '.join(KEYPOINT_NAMES)}"
+            problems.append(Problem(path, line, "keypoint",
+                                    f"unknown keypoint {keypoint!r}: {hint}"))
+        for col, cell in (("x", x), ("y", y)):
+            bad = _coordinate_problem(cell)
+            if bad:
+                problems.append(Problem(path, line, col, bad))
+        key = (name, keypoint)
+        if key in first:
+            problems.append(Problem(path, line, "keypoint", f"second override of {keypoint} in "
+                                    f"{name!r} (first on line {first[key]}): keep one"))
+        first.setdefault(key, line)
+        rows.append((name, keypoint, x, y, line))
+    if len(problems) > start:
+        return None
+    df = pd.DataFrame(rows, columns=[*OVERRIDE_COLUMNS, "line"])
+    for col in ("x", "y"):
+        df[col] = [float(v) for v in df[col]]
+    return df.astype({"image": "str", "keypoint": "str", "line": np.int64})
+
+
+def read_overrides(path: PathLike, images: Sequence[str] | None = None,
+                   labels: str = "train_df.csv") -> pd.DataFrame:
+    """Read and check a ``label_overrides.csv``: columns ``image, keypoint, x, y`` (keypoint a
+    name from ``KEYPOINT_NAMES``), finite coordinates, each (image, keypoint) at most once and,
+    with ``images``, every image among them. Returns the rows plus their CSV ``line``; raises
+    :class:`DataError` listing every problem (file, line, column)."""
+    problems: List[Problem] = []
+    known = None if images is None else {str(n): 0 for n in images}
+    df = _parse_overrides(Path(path), known, labels, problems)
+    if problems:
+        raise DataError(problems)
+    return df
+
+
+def apply_overrides(df: pd.DataFrame, overrides: PathLike | pd.DataFrame) -> pd.DataFrame:
+    """A copy of the keypoint frame ``df`` with the corrected keypoints of ``overrides`` (a
+    ``label_overrides.csv`` path, or a frame from :func:`read_overrides`) put in. The input
+    frame and files are never changed."""
+    if not isinstance(overrides, pd.DataFrame):
+        overrides = read_overrides(overrides, df["image"].tolist())
+    position = {name: i for i, name in enumerate(df["image"].tolist())}
+    lines = overrides["line"].tolist() if "line" in overrides else [None] * len(overrides)
+    missing = [(line, n) for line, n in zip(lines, overrides["image"]) if n not in position]
+    if missing:
+        raise DataError([Problem(None, line, "image", f"override for image {n!r}, which is not "
+                                 "in the labels it should correct") for line, n in missing])
+    coords = keypoints_array(df).copy()
+    rows = [position[n] for n in overrides["image"]]
+    cols = [KEYPOINT_NAMES.index(k) for k in overrides["keypoint"]]
+    coords[rows, cols] = overrides[["x", "y"]].to_numpy(np.float64)
+    out = df.copy()
+    out[list(COORD_COLUMNS)] = coords.reshape(len(df), -1)
+    return out
+
+
+def load_train_df(root: PathLike, overrides: bool = True) -> pd.DataFrame:
+    """The training labels of a data root: ``train_df.csv`` read strictly, with
+    ``label_overrides.csv`` applied when it exists (and ``overrides`` is true)."""
+    paths = DataPaths.from_root(root)
+    df = read_keypoint_csv(paths.train_csv)
+    if overrides and paths.overrides.is_file():
+        fixes = read_overrides(paths.overrides, df["image"].tolist(), paths.train_csv.name)
+        df = apply_overrides(df, fixes)
+        logger.info("applied %d label overrides (%d images) from %s", len(fixes),
+                    fixes["image"].nunique(), paths.overrides)
+    return df
+
+
 def validate_data_root(root: PathLike, check_images: Union[bool, str] = True,
                        splits: Sequence[str] = SPLITS) -> DataReport:
-    """Check a data root before long work: the CSVs (strictly), that every listed image is in its
-    folder and readable (``check_images``: False/``"exists"``, ``"header"``, True/``"decode"``),
-    and, where image sizes are known, which keypoints lie outside their image (warnings).
+    """Check a data root before long work: the CSVs (strictly), ``label_overrides.csv`` when
+    present, that every listed image is in its folder and readable (``check_images``:
+    False/``"exists"``, ``"header"``, True/``"decode"``), and, where image sizes are known, which
+    keypoints (overrides applied) lie outside their image (warnings).
     Raises :class:`DataError` listing every problem found."""
     level = _image_level(check_images)
     unknown = [s for s in splits if s not in SPLITS]
@@ -568,6 +694,12 @@ def validate_data_root(root: PathLike, check_images: Union[bool, str] = True,
             continue
         tables[split] = table
         info = {"csv": str(csv_path), "rows": len(table.df), "image_dir": str(image_dir)}
+        if split == "train" and paths.overrides.is_file():
+            fixes = _parse_overrides(paths.overrides, table.images, csv_path.name, problems)
+            if fixes is not None:
+                table.df = apply_overrides(table.df, fixes)
+                info["overrides"] = len(fixes)
+                info["overrides_csv"] = str(paths.overrides)
         if image_dir.is_dir():
             on_disk = {e.name for e in os.scandir(image_dir) if e.is_file()}
             info["files_in_dir"] = len(on_disk)
@@ -685,6 +817,9 @@ def format_report(report: DataReport) -> str:
         if "image_sizes" in info:
             lines.append("  image sizes: " + ", ".join(f"{k} ({v} images)"
                                                        for k, v in info["image_sizes"].items()))
+        if "overrides" in info:
+            lines.append(f"  label overrides: {info['overrides']} keypoints corrected by "
+                         f"{Path(info['overrides_csv']).name}")
         if info.get("points_outside"):
             lines.append(f"  keypoints outside their image: {info['points_outside']} in "
                          f"{info['rows_with_points_outside']} rows (warnings; visibility 0)")
@@ -706,12 +841,24 @@ def build_check_data_parser() -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     parser.add_argument("--max-shown", type=int, default=MAX_SHOWN,
                         help="problems/warnings printed before '... and N more' (default: %(default)s)")
+    parser.add_argument("--audit", action="store_true",
+                        help="also audit the training labels: rank suspicious annotations "
+                             "(left/right swaps, bones far too long, isolated points), write "
+                             "audit.csv, suggested_overrides.csv and a picture per flagged image "
+                             "(findings are warnings: the exit status stays 0)")
+    parser.add_argument("--audit-out", default="outputs/audit",
+                        help="folder for the audit's outputs (default: %(default)s)")
+    parser.add_argument("--audit-top", type=int, default=20,
+                        help="findings printed (all are in audit.csv; default: %(default)s)")
     return parser
 
 
 def check_data_main(argv: Sequence[str] | None = None) -> int:
     """``check_data.py``: 0 when the data root is usable, 1 otherwise (problems on stderr)."""
-    args = build_check_data_parser().parse_args(argv)
+    parser = build_check_data_parser()
+    args = parser.parse_args(argv)
+    if args.audit_top < 0:
+        parser.error(f"--audit-top must be >= 0, got {args.audit_top}")
     try:
         report = validate_data_root(args.data_root, check_images=args.check_images)
     except DataError as exc:
@@ -723,4 +870,14 @@ def check_data_main(argv: Sequence[str] | None = None) -> int:
     for line in format_problems(report.warnings, args.max_shown):
         print(f"warning: {line}", file=sys.stderr)
     print(format_report(report))
+    if args.audit:
+        from .audit import audit, format_findings, write_audit
+
+        found = audit(args.data_root)
+        written = write_audit(found, args.audit_out)
+        print(format_findings(found, args.audit_top))
+        print(f"audit: ranked findings in {written['csv']}; {len(found.flagged_images())} "
+              f"pictures in {written['pictures']}; swap fixes to review in "
+              f"{written['overrides']} (copy the rows you accept into "
+              f"{DataPaths.from_root(args.data_root).overrides})")
     return 0

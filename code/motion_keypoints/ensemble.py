@@ -44,6 +44,7 @@ from .data import (
     image_size,
     keypoints_array,
     keypoints_frame,
+    load_train_df,
     read_keypoint_csv,
     write_keypoint_csv,
 )
@@ -458,10 +459,10 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join(lines)
 
 
-def truth_for(images: Sequence[str], truth_csv: PathLike) -> np.ndarray:
-    """True keypoints (N, K, 2) of ``images`` from a labels CSV; raises DataError for images
-    without labels."""
-    df = read_keypoint_csv(truth_csv)
+def truth_for(images: Sequence[str], truth_csv: PathLike, df=None) -> np.ndarray:
+    """True keypoints (N, K, 2) of ``images`` from a labels CSV (or its already loaded frame
+    ``df``); raises DataError for images without labels."""
+    df = read_keypoint_csv(truth_csv) if df is None else df
     pos = {img: i for i, img in enumerate(df["image"])}
     missing = [i for i in images if i not in pos]
     if missing:
@@ -552,7 +553,7 @@ def mean_pose_fallback(data_root: PathLike, sizes, exclude: Sequence[str] = ()) 
     from tqdm import tqdm
 
     paths = DataPaths.from_root(data_root)
-    df = read_keypoint_csv(paths.train_csv)
+    df = load_train_df(paths.root)
     df = df[~df["image"].isin(list(exclude))]
     if len(df) == 0:
         raise DataError([Problem(str(paths.train_csv), None, None, "no training rows for the mean pose")])
@@ -673,7 +674,7 @@ def run_ensemble(
 
     truth = None
     if split == "val":
-        truth = truth_for(images, paths.train_csv)
+        truth = truth_for(images, paths.train_csv, load_train_df(paths.root))
     elif paths.test_labels.is_file():
         truth = truth_for(images, paths.test_labels)
 

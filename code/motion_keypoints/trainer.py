@@ -71,7 +71,7 @@ def register_run_datasets(cfg) -> RunData:
     """
     paths = D.DataPaths.from_root(cfg.DATA.ROOT)
     D.validate_data_root(paths.root, check_images=cfg.DATA.CHECK_IMAGES, splits=("train",))
-    train_df = D.read_keypoint_csv(paths.train_csv)
+    train_df = D.load_train_df(paths.root)  # label_overrides.csv applied
     split = split_images(list(train_df["image"]), cfg.DATA.VAL_FRACTION, cfg.DATA.SPLIT_SEED)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     split.to_json(os.path.join(cfg.OUTPUT_DIR, "split.json"))
