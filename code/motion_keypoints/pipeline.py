@@ -50,7 +50,7 @@ def run_demo(
     n_test: int = 40,
     width: int = 384,
     height: int = 216,
-    sets: Sequence[str] = ("demo", "demo_shift"),
+    sets: Sequence[str] = ("demo", "demo_crop"),
     config: str = "configs/tiny-cpu.yaml",
     iters: int = 400,
     seed: int = 0,
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--test", type=int, default=40, help="synthetic test images")
     p.add_argument("--width", type=int, default=384)
     p.add_argument("--height", type=int, default=216)
-    p.add_argument("--sets", default="demo,demo_shift", help="augmentation sets, one model each")
+    p.add_argument("--sets", default="demo,demo_crop", help="augmentation sets, one model each")
     p.add_argument("--config-file", default="configs/tiny-cpu.yaml")
     p.add_argument("--iters", type=int, default=400, help="training iterations per model")
     p.add_argument("--seed", type=int, default=0)
