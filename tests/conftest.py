@@ -72,3 +72,13 @@ def learned_run(learn_data):
     run_script("train", "--config-file", "configs/tiny-cpu.yaml",
                *tiny_opts(learn_data, out, LEARN_ITERS))
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_output(tmp_path_factory):
+    """The one-command demo on a reduced size: (demo folder, submission path, demo stdout)."""
+    root = tmp_path_factory.mktemp("demo")
+    sub = root / "submission.csv"
+    proc = run_script("demo", "--out", root / "demo", "--train", 36, "--test", 6,
+                      "--iters", 12, "--submission", sub, timeout=1500)
+    return root / "demo", sub, proc.stdout

@@ -61,10 +61,11 @@ def test_two_runs_predict_and_ensemble_into_a_valid_submission(learned_run, augm
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_on_a_reduced_size(tmp_path):
-    sub = tmp_path / "submission.csv"
-    proc = run_script("demo", "--out", tmp_path / "demo", "--train", 36, "--test", 6,
-                      "--iters", 12, "--submission", sub, timeout=1500)
-    assert check_submission(tmp_path / "demo" / "synthetic", sub) == []
-    assert "demo done" in proc.stdout
-    assert "ensemble" in proc.stdout.lower() and "rmse" in proc.stdout.lower()
+def test_demo_runs_end_to_end_on_a_reduced_size(demo_output):
+    demo, sub, stdout = demo_output
+    assert check_submission(demo / "synthetic", sub) == []
+    assert "demo done" in stdout
+    assert "ensemble" in stdout.lower() and "rmse" in stdout.lower()
+    assert list((sub.parent / "samples").glob("*.jpg")), "no pictures of the ensemble"
+    for run in ("demo", "demo_crop"):
+        assert (demo / "runs" / run / "predictions_test.csv").is_file()

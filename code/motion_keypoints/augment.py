@@ -41,6 +41,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple
@@ -856,15 +857,18 @@ def build_sets(
         raise AugmentationError(f"--workers must be at least 1, got {workers}")
     paths = D.DataPaths.from_root(data_root)
     D.validate_data_root(paths.root, splits=("train",))
-    df = D.read_keypoint_csv(paths.train_csv)
+    df = D.load_train_df(paths.root)  # label_overrides.csv applied
     stems = [Path(i).stem for i in df["image"]]
-    clash = sorted({s for s in stems if stems.count(s) > 1}) if len(set(stems)) < len(stems) else []
+    clash = sorted(s for s, n in Counter(stems).items() if n > 1)
     if clash:
         raise AugmentationError(
             f"{paths.train_csv}: images {', '.join(clash[:5])} share a file stem with another "
             "image; rename them so that output names stay unique"
         )
+    # The labels the set is made from: the CSV and, when present, its overrides.
     csv_sha256 = file_sha256(paths.train_csv)
+    if paths.overrides.is_file():
+        csv_sha256 = f"{csv_sha256}+{file_sha256(paths.overrides)}"
     summaries = []
     for name in set_names:
         s = build_set(paths.root, out, name, config, df, csv_sha256, workers, limit, progress)
