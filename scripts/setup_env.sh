@@ -24,6 +24,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
+# pip with this machine's noise filtered: warnings about local index folders that do not exist.
+pip_() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 # The stamp lists everything that decides the environment: when none of it changed, we are done.
 STAMP="$VENV/.motion-keypoints-stamp"
@@ -34,28 +36,30 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] && "$PY" -c "import 
 fi
 
 log "build tools (setuptools<82: detectron2 imports pkg_resources)"
-"${PIP[@]}" install -q "setuptools>=77,<82" wheel
+pip_ install -q "setuptools>=77,<82" wheel
 
 have_torch="$("$PY" -c 'import torch, torchvision; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])' 2>/dev/null || true)"
 if [ "$have_torch" != "$TORCH_VERSION $TORCHVISION_VERSION" ]; then
   # Both from PyPI: the local CPU-only torch file cannot load PyPI's torchvision extension.
   log "torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION from PyPI (large download the first time)"
-  "${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+  pip_ install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
 
-if ! "$PY" -c "import detectron2, detectron2.model_zoo as mz; assert mz.get_config_file('COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml'); from detectron2 import _C; assert _C.PLACEHOLDER_VERSION == 1" 2>/dev/null; then
+# Installed, with its model-zoo YAMLs and our placeholder extension (checked without importing it).
+d2_ok='import importlib.util as u, pathlib as p; d = p.Path(u.find_spec("detectron2").origin).parent; assert (d / "model_zoo/configs/COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml").is_file(); assert "PLACEHOLDER_VERSION = 1" in (d / "_C.py").read_text()'
+if ! "$PY" -c "$d2_ok" 2>/dev/null; then
   log "detectron2 v0.6 from the $DETECTRON2_SDIST sdist, pure Python (ROIAlign/NMS come from torchvision)"
   rm -rf "$BUILD_DIR/detectron2" && mkdir -p "$BUILD_DIR/detectron2"
-  "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
+  pip_ download -q --no-deps --no-binary :all: --no-build-isolation \
       "$DETECTRON2_SDIST" -d "$BUILD_DIR/detectron2"
   tar -xzf "$BUILD_DIR"/detectron2/*.tar.gz -C "$BUILD_DIR/detectron2"
   src="$(find "$BUILD_DIR/detectron2" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
   "$PY" "$ROOT/scripts/patch_detectron2.py" "$src"
-  "${PIP[@]}" install -q --no-build-isolation "$src"
+  pip_ install -q --no-build-isolation "$src"
 fi
 
 log "the kit (editable) and its tools"
-"${PIP[@]}" install -q --no-build-isolation -e "$ROOT[dev]"
+pip_ install -q --no-build-isolation -e "$ROOT[dev]"
 
 "$PY" -c "import motion_keypoints.compat as c; c.import_detectron2(); print('[setup] ok: detectron2', c.detectron2_version())"
 echo "$want_stamp" > "$STAMP"
