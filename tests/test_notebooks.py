@@ -1,18 +1,22 @@
-"""The notebooks run top to bottom, headless (nbclient), on synthetic data they make themselves.
+"""The notebooks run top to bottom, headless (nbclient), on synthetic data they make themselves
+(01) or on the output of the one-command demo (02).
 
 The kernel is this interpreter (a kernelspec written to a temporary folder): nothing is
 registered globally, and the kit under test is the one these tests import.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 REPO = Path(__file__).resolve().parents[1]
 KERNEL = "motion-keypoints-test"
@@ -71,7 +75,67 @@ def test_data_exploration_notebook_runs(tmp_path, monkeypatch):
     assert images_in(nb) >= 4  # overlays, distributions, bone lengths, planted findings
 
 
-@pytest.mark.parametrize("name", ["01_data_exploration.ipynb"])
+def test_results_notebook_says_to_run_make_demo_without_a_demo_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOTION_KEYPOINTS_DEMO", str(tmp_path / "nowhere"))
+    with pytest.raises(CellExecutionError) as err:
+        execute("02_results.ipynb", tmp_path)
+    assert "FileNotFoundError" in str(err.value)
+    assert f"no demo output in {tmp_path / 'nowhere'}" in str(err.value)
+    assert "run `make demo`" in str(err.value)
+
+
+@pytest.mark.slow
+def test_results_notebook_runs_on_the_demo_output(demo_output, tmp_path, monkeypatch):
+    from motion_keypoints import data as D
+    from motion_keypoints import metrics
+    from motion_keypoints.ensemble import truth_for
+    from motion_keypoints.keypoints import KEYPOINT_NAMES
+
+    demo, submission, _ = demo_output
+    monkeypatch.setenv("MOTION_KEYPOINTS_DEMO", str(demo))  # the kernel inherits the environment
+    nb = execute("02_results.ipynb", tmp_path)
+    text = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    assert f"demo folder: {demo.resolve()}\n" in text
+    printed = dict(re.findall(r"ensemble RMSE \((val|test)\): (\S+) px", text))
+    assert set(printed) == {"val", "test"}
+
+    data = demo / "synthetic"
+    runs = sorted(p.name for p in (demo / "runs").iterdir() if (p / "run_info.json").is_file())
+    assert runs == ["demo", "demo_crop"]
+    ensemble = "ensemble (mean)"  # the demo's fusion method
+    out = tmp_path / "outputs" / "notebooks" / "02_results"
+    splits = {  # split: (ensemble predictions written by the demo, truth)
+        "val": (demo / "ensemble" / "predictions_val.csv", D.load_train_df(data)),
+        "test": (submission, D.read_keypoint_csv(data / "test_labels.csv")),
+    }
+    for split, (pred_csv, truth_df) in splits.items():
+        pred_df = D.read_keypoint_csv(pred_csv)
+        pred = D.keypoints_array(pred_df)
+        truth = truth_for(pred_df["image"].tolist(), pred_csv, truth_df)
+        assert float(printed[split]) == pytest.approx(metrics.rmse(pred, truth), rel=1e-12), split
+
+        per_kp = pd.read_csv(out / f"{split}_per_keypoint.csv", index_col="keypoint")
+        assert per_kp.index.tolist() == list(KEYPOINT_NAMES)
+        assert per_kp.columns.tolist() == [*runs, ensemble]
+        expected = metrics.per_keypoint_rmse(pred, truth)
+        assert per_kp[ensemble].tolist() == pytest.approx([expected[n] for n in KEYPOINT_NAMES])
+
+        flip = pd.read_csv(out / f"{split}_flip_tta.csv", index_col="model")
+        assert flip.index.tolist() == [*runs, ensemble]
+        assert flip.loc[ensemble, "flip TTA"] == pytest.approx(float(printed[split]))
+        assert flip["no flip"].notna().all()  # the demo predicts with and without flip TTA
+        assert flip["gain (px)"].tolist() == pytest.approx((flip["no flip"] - flip["flip TTA"]).tolist())
+
+        per_image = pd.read_csv(out / f"{split}_per_image.csv", index_col="image")
+        assert sorted(per_image.index) == sorted(pred_df["image"])
+        assert per_image[ensemble].is_monotonic_decreasing
+        by_name = dict(zip(pred_df["image"], metrics.per_image_rmse(pred, truth)))
+        assert per_image[ensemble].tolist() == pytest.approx([by_name[i] for i in per_image.index])
+    # per split: keypoint bars, flip TTA bars, per-image distribution, worst-image overlays
+    assert images_in(nb) >= 8
+
+
+@pytest.mark.parametrize("name", ["01_data_exploration.ipynb", "02_results.ipynb"])
 def test_notebook_imports_the_kit(name):
     source = "\n".join(c.source for c in nbformat.read(REPO / "notebooks" / name, 4).cells)
     assert "from motion_keypoints" in source
