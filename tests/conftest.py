@@ -24,8 +24,10 @@ from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Synthetic data and iterations of the learning run (CPU minutes, see tests/test_train.py).
-LEARN_DATA = {"n_train": 200, "n_test": 16, "width": 384, "height": 216, "seed": 0}
+#: Synthetic data and iterations of the learning run (CPU minutes, see tests/test_train.py):
+#: 200 clips seen by two cameras, one frame each, so the validation clips are unseen poses.
+LEARN_DATA = {"n_train": 400, "n_test": 16, "width": 384, "height": 216, "seed": 0,
+              "cameras_per_clip": 2, "frames_per_camera": 1}
 LEARN_ITERS = 800
 
 

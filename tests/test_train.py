@@ -54,6 +54,8 @@ def test_run_folder_is_complete(learned_run):
     assert all(0.0 <= x["keypoints_rmse/detection_rate"] <= 1.0 for x in evals)
     info = json.loads((learned_run / "run_info.json").read_text())
     assert info["val_rmse"] == min(x["keypoints_rmse/rmse"] for x in evals)
+    assert info["final_val_rmse"] == pytest.approx(evals[-1]["keypoints_rmse/rmse"])
+    assert info["best_iteration"] in [x["iteration"] for x in evals]
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def _run(stage: str, args: List[str], log: Path) -> float:
 
 def run_demo(
     out: Path = Path("outputs/demo"),
-    n_train: int = 240,
+    n_train: int = 400,
     n_test: int = 40,
     width: int = 384,
     height: int = 216,
@@ -67,7 +67,8 @@ def run_demo(
     times["synthetic"] = _run(
         "make_synthetic",
         ["--out", str(data), "--train", str(n_train), "--test", str(n_test),
-         "--width", str(width), "--height", str(height), "--seed", str(seed)],
+         "--width", str(width), "--height", str(height), "--seed", str(seed),
+         "--cameras-per-clip", "2", "--frames-per-camera", "1"],
         log,
     )
     times["check"] = _run("check_data", ["--data-root", str(data)], log)
@@ -113,7 +114,7 @@ def run_demo(
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="outputs/demo", help="working folder of the demo")
-    p.add_argument("--train", type=int, default=240, help="synthetic training images")
+    p.add_argument("--train", type=int, default=400, help="synthetic training images")
     p.add_argument("--test", type=int, default=40, help="synthetic test images")
     p.add_argument("--width", type=int, default=384)
     p.add_argument("--height", type=int, default=216)

@@ -288,9 +288,11 @@ def train(cfg, resume: bool = False, eval_only: bool = False) -> dict:
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=resume)
     try:
-        results = trainer.train()
+        trainer.train()
     except FloatingPointError as exc:
         raise FloatingPointError(f"{exc}\nThe loss diverged. {SCRATCH_HINT}") from exc
+    # DefaultTrainer.train() returns results only with TEST.EXPECTED_RESULTS; the eval hook keeps them.
+    results = getattr(trainer, "_last_eval_results", None)
     info = write_run_info(cfg, run_data, results)
     logger.info(
         "run %s done: best validation RMSE %s at iteration %s (%s)",
