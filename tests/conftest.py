@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: 200 clips seen by two cameras, one frame each, so the validation clips are unseen poses.
 LEARN_DATA = {"n_train": 400, "n_test": 16, "width": 384, "height": 216, "seed": 0,
               "cameras_per_clip": 2, "frames_per_camera": 1}
-LEARN_ITERS = 800
+LEARN_ITERS = 1000
 
 
 def run_script(script: str, *args, check=True, timeout=1800, env=None, unset=()):
