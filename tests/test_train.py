@@ -10,10 +10,12 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import REPO, run_script, tiny_opts
 
 from motion_keypoints import data as D
+from motion_keypoints.keypoints import COORD_COLUMNS
 from motion_keypoints.metrics import mean_pose_baseline, rmse
 
 
@@ -23,18 +25,27 @@ def _metrics_lines(run):
 
 @pytest.mark.slow
 def test_learning_tiny_cpu_beats_the_mean_pose_baseline(learned_run, learn_data):
+    """tiny-cpu trained from scratch on synthetic data reaches a validation RMSE of at most 25 %
+    of the mean-pose baseline with the kit's inference (predict.py with flip TTA), and the raw
+    model alone (the trainer's evaluator, no TTA) at most 30 %."""
     info = json.loads((learned_run / "run_info.json").read_text())
     split = json.loads((learned_run / "split.json").read_text())
-    df = D.read_keypoint_csv(D.DataPaths.from_root(learn_data).train_csv)
+    paths = D.DataPaths.from_root(learn_data)
+    df = D.read_keypoint_csv(paths.train_csv)
     val = df[df["image"].isin(split["val"])]
     train = df[~df["image"].isin(split["val"])]
-    img_dir = D.DataPaths.from_root(learn_data).train_images
-    size = lambda rows: np.array([D.image_size(img_dir / n) for n in rows["image"]], float)  # noqa: E731
-    baseline = rmse(
-        mean_pose_baseline(D.keypoints_array(train), size(train), size(val)), D.keypoints_array(val)
-    )
-    print(f"validation RMSE {info['val_rmse']:.2f} px vs mean-pose baseline {baseline:.2f} px")
-    assert info["val_rmse"] <= 0.25 * baseline
+    size = lambda rows: np.array([D.image_size(paths.train_images / n) for n in rows["image"]], float)  # noqa: E731
+    truth = D.keypoints_array(val)
+    baseline = rmse(mean_pose_baseline(D.keypoints_array(train), size(train), size(val)), truth)
+
+    run_script("predict", "--run", learned_run, "--data-root", learn_data, "--split", "val", "--flip-tta")
+    pred = pd.read_csv(learned_run / "predictions_val.csv").set_index("image").loc[list(val["image"])]
+    assert pred["detected"].all()
+    kit_rmse = rmse(pred[list(COORD_COLUMNS)].to_numpy().reshape(truth.shape), truth)
+    print(f"validation RMSE: model {info['val_rmse']:.2f} px, with flip TTA {kit_rmse:.2f} px; "
+          f"mean-pose baseline {baseline:.2f} px")
+    assert kit_rmse <= 0.25 * baseline
+    assert info["val_rmse"] <= 0.30 * baseline
     # the independent evaluation of the best checkpoint agrees with what the hook recorded
     best = json.loads((learned_run / "best_checkpoint.json").read_text())
     assert best["val_rmse"] == pytest.approx(info["val_rmse"])
