@@ -14,6 +14,8 @@ import motion_keypoints.compat  # noqa: F401
 import sys
 
 from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from motion_keypoints.config import ConfigError, setup_cfg
 from motion_keypoints.data import DataError
@@ -26,6 +28,7 @@ USER_ERRORS = (ConfigError, DataError, SetupError, FloatingPointError, FileNotFo
 def setup(args):
     cfg = setup_cfg(args.config_file, args.opts, freeze=True)
     default_setup(cfg, args)  # logging, seeds, config.yaml in OUTPUT_DIR
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="motion_keypoints")
     return cfg
 
 

@@ -54,7 +54,7 @@ def test_two_runs_predict_and_ensemble_into_a_valid_submission(learned_run, augm
 
     sub = tmp_path / "submission.csv"
     run_script("ensemble", "--runs", *runs, "--data-root", learn_data, "--split", "test", "--out", sub)
-    assert check_submission(learn_data, sub) == []
+    assert check_submission(sub, D.DataPaths.from_root(learn_data).sample_submission) == []
     out = run_script("check_submission", "--data-root", learn_data, sub)
     assert out.returncode == 0
     assert list((tmp_path / "samples").glob("*.jpg")), "no ensemble pictures"
@@ -63,7 +63,7 @@ def test_two_runs_predict_and_ensemble_into_a_valid_submission(learned_run, augm
 @pytest.mark.slow
 def test_demo_runs_end_to_end_on_a_reduced_size(demo_output):
     demo, sub, stdout = demo_output
-    assert check_submission(demo / "synthetic", sub) == []
+    assert check_submission(sub, D.DataPaths.from_root(demo / "synthetic").sample_submission) == []
     assert "demo done" in stdout
     assert "ensemble" in stdout.lower() and "rmse" in stdout.lower()
     assert list((sub.parent / "samples").glob("*.jpg")), "no pictures of the ensemble"

@@ -4,6 +4,7 @@ Tests marked slow train tiny models on CPU for minutes; CI runs them.
 """
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -83,13 +84,17 @@ def test_resume_after_kill_ends_with_the_same_iterations_without_duplicates(lear
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "model_final.pth").exists(), "killed too late to test resuming"
-    run_script("train", "--resume", *args)
-    log = run_script("train", "--resume", *args)  # a finished run resumes to a no-op
-    assert "resuming at iteration" in log.stdout + log.stderr
+    resumed = run_script("train", "--resume", *args)
+    started = re.search(r"resuming at iteration (\d+)", resumed.stdout + resumed.stderr)
+    assert started and 0 < int(started.group(1)) < iters
+    again = run_script("train", "--resume", *args)  # a finished run resumes to a no-op
+    assert "already trained" in again.stdout + again.stderr
     lines = _metrics_lines(out)
     iterations = [x["iteration"] for x in lines if "total_loss" in x]
     assert len(iterations) == len(set(iterations)), "metrics.json has duplicated iterations"
-    assert max(x["iteration"] for x in lines) == iters - 1
+    assert max(iterations) == iters - 1
+    evals = [x["iteration"] for x in lines if "keypoints_rmse/rmse" in x]
+    assert len(evals) == len(set(evals)) and evals[-1] == iters, "evaluations duplicated or missing"
     assert (out / "model_final.pth").is_file()
     ckpt = (out / "last_checkpoint").read_text().strip()
     assert ckpt == "model_final.pth"

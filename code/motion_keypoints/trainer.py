@@ -138,6 +138,15 @@ class BestCheckpointer(hooks.BestCheckpointer):
             rec = json.loads(self._record.read_text())
             self.best_metric, self.best_iter = rec["val_rmse"], rec["iteration"]
 
+    def _best_checking(self):
+        # Saving model_best would also re-tag it as the last checkpoint, and --resume would then
+        # restart from the best iteration instead of the latest: keep the periodic tag.
+        tag = Path(self._checkpointer.save_dir) / "last_checkpoint"
+        previous = tag.read_text().strip() if tag.is_file() else None
+        super()._best_checking()
+        if previous:
+            self._checkpointer.tag_last_checkpoint(previous)
+
     def _update_best(self, val, iteration):
         if not super()._update_best(val, iteration):
             return False
@@ -168,7 +177,10 @@ def prune_metrics_json(output_dir: str, start_iter: int) -> int:
             dropped += 1
         else:
             kept.append(line)
-    atomic_write_text(path, "".join(f"{x}\n" for x in kept))
+    # In place, not by rename: detectron2's JSONWriter already holds the file open for appending.
+    with open(path, "r+") as f:
+        f.write("".join(f"{x}\n" for x in kept))
+        f.truncate()
     return dropped
 
 
@@ -213,7 +225,7 @@ class Trainer(DefaultTrainer):
 
     def resume_or_load(self, resume=True):
         super().resume_or_load(resume=resume)
-        if self.start_iter > 0:
+        if 0 < self.start_iter < self.max_iter:  # a finished run keeps its metrics as they are
             n = prune_metrics_json(self.cfg.OUTPUT_DIR, self.start_iter)
             logger.info("resuming at iteration %d (%d metrics.json lines dropped)", self.start_iter, n)
 
@@ -287,6 +299,12 @@ def train(cfg, resume: bool = False, eval_only: bool = False) -> dict:
         check_weights(cfg)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=resume)
+    if trainer.start_iter >= trainer.max_iter:
+        logger.info(
+            "%s is already trained to %d iterations: nothing to do (raise SOLVER.MAX_ITER to go on)",
+            cfg.OUTPUT_DIR, trainer.max_iter,
+        )
+        return {}
     try:
         trainer.train()
     except FloatingPointError as exc:
