@@ -22,7 +22,6 @@ pass --width 1920 --height 1080 for it).
 import motion_keypoints.compat  # noqa: F401
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -32,23 +31,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from _common import load_note
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "tiny-cpu.yaml"
 GOAL = {"cpu": 1.3, "cuda": 3.0}
 #: Top boxes overlapping at least this much count as the same detection.
 SAME_BOX_IOU = 0.9
-
-
-def load_note() -> str:
-    """A warning when other processes keep the CPUs busy (timings then vary from run to run)."""
-    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
-    if load < 0.5 * cpus:
-        return ""
-    return (
-        f"note: the machine is busy (load average {load:.1f} on {cpus} CPUs): timings are noisy; "
-        "torch's default threads suffer most from contention (--threads 1 is steadier)"
-    )
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -19,7 +19,6 @@ import motion_keypoints.compat  # noqa: F401
 
 import argparse
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import load_note
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "tiny-cpu.yaml"
@@ -34,17 +34,6 @@ GOAL_OVERHEAD = 0.05
 #: Far beyond any benchmark run: evaluation, checkpoints and the final evaluation never fire.
 NEVER = 10**8
 QUICK_OPTS = ("SOLVER.IMS_PER_BATCH", "2", "INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MAX_SIZE_TRAIN", "192")
-
-
-def load_note() -> str:
-    """A warning when other processes keep the CPUs busy (timings then vary from run to run)."""
-    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
-    if load < 0.5 * cpus:
-        return ""
-    return (
-        f"note: the machine is busy (load average {load:.1f} on {cpus} CPUs): timings are noisy; "
-        "torch's default threads suffer most from contention (--threads 1 is steadier)"
-    )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
