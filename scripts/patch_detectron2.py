@@ -1,16 +1,25 @@
-"""Prepare the unpacked ``pb1-detectron2==0.6`` sdist for a pure-Python build.
+"""Prepare the unpacked ``pb1-detectron2==0.6`` sdist for a pure-Python build on today's libraries.
 
 The sdist ships upstream v0.6's Python files but not its C++ sources, and its setup.py only
-packages the model-zoo YAMLs when a top-level ``configs/`` folder exists. This script:
+packages the model-zoo YAMLs when a top-level ``configs/`` folder exists. This script patches the
+*sources* before ``pip install``, so the installed detectron2 works on its own in the venv (a
+notebook or detectron2's own tools need no import from the kit):
 
 1. copies ``detectron2/model_zoo/configs`` to ``configs/`` so the YAMLs are packaged;
-2. builds no extension module (the C++ ops are not needed for Keypoint R-CNN: ROIAlign and NMS
-   come from torchvision) and adds an empty ``detectron2/_C.py`` so ``from detectron2 import _C``
-   still imports (the fast COCO evaluator is not available: use ``use_fast_impl=False``).
+2. builds no extension module (Keypoint R-CNN needs none of the C++ ops: ROIAlign and NMS come
+   from torchvision) and adds a placeholder ``detectron2/_C.py`` that answers the questions
+   ``collect_env_info()`` asks (the fast COCO evaluator is not available: ``use_fast_impl=False``);
+3. source patches for today's Pillow, NumPy, Python and torch (``PATCHES`` below, each with the
+   reason). Every patch must match exactly once, or the build stops: a different sdist is never
+   patched blindly.
 
 Usage: python scripts/patch_detectron2.py SOURCE_DIR
 """
 
+from __future__ import annotations
+
+import hashlib
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -19,6 +28,7 @@ from pathlib import Path
 PLACEHOLDER = '''"""Placeholder: this detectron2 was built without its C++ extension."""
 
 PLACEHOLDER_VERSION = 1
+PATCH_ID = "{patch_id}"  # sha256 of scripts/patch_detectron2.py: setup_env.sh rebuilds when it changes
 
 
 def get_compiler_version():
@@ -32,6 +42,108 @@ def get_cuda_version():
 def has_cuda():
     return False
 '''
+
+#: (file, old text, new text, why). Applied in order; each ``old`` must occur exactly once.
+PATCHES = [
+    (
+        "detectron2/data/transforms/transform.py",
+        "interp=Image.LINEAR,",
+        "interp=Image.BILINEAR,",
+        "Pillow 10 removed Image.LINEAR (it was an alias of BILINEAR)",
+    ),
+    (
+        "detectron2/model_zoo/model_zoo.py",
+        "import pkg_resources\n",
+        "import importlib.resources\n",
+        "pkg_resources is deprecated (warns at import) and gone from setuptools >= 82",
+    ),
+    (
+        "detectron2/model_zoo/model_zoo.py",
+        'cfg_file = pkg_resources.resource_filename(\n        "detectron2.model_zoo", '
+        'os.path.join("configs", config_path)\n    )',
+        'cfg_file = str(\n        importlib.resources.files("detectron2.model_zoo").joinpath('
+        '"configs", config_path)\n    )',
+        "pkg_resources.resource_filename -> importlib.resources",
+    ),
+    (
+        "detectron2/export/__init__.py",
+        "from .api import *\n",
+        "try:  # the Caffe2 exporters need caffe2, which torch 2.x no longer ships\n"
+        "    from .api import *\n"
+        "except ImportError:  # pragma: no cover\n"
+        "    pass\n",
+        "detectron2.export imported caffe2 unconditionally, so TorchScript export was unusable",
+    ),
+    (
+        "detectron2/data/common.py",
+        "cur_idx = self._rng.sample(self._fallback_candidates, k=1)[0]",
+        "cur_idx = self._rng.sample(sorted(self._fallback_candidates), k=1)[0]",
+        "random.sample() no longer takes a set (Python >= 3.11): TypeError when a mapper returns None",
+    ),
+    (
+        "detectron2/engine/hooks.py",
+        "    def state_dict(self):\n"
+        "        if isinstance(self.scheduler, torch.optim.lr_scheduler._LRScheduler):",
+        "    def state_dict(self):\n"
+        "        if isinstance(self.scheduler, _TORCH_LR_SCHEDULER):",
+        "torch's schedulers derive from LRScheduler now: they were not saved, --resume restarted them",
+    ),
+    (
+        "detectron2/engine/hooks.py",
+        "    def load_state_dict(self, state_dict):\n"
+        "        if isinstance(self.scheduler, torch.optim.lr_scheduler._LRScheduler):",
+        "    def load_state_dict(self, state_dict):\n"
+        "        if isinstance(self.scheduler, _TORCH_LR_SCHEDULER):",
+        "... and not restored",
+    ),
+    (
+        "detectron2/engine/hooks.py",
+        "class LRScheduler(HookBase):",
+        "_TORCH_LR_SCHEDULER = getattr(\n"
+        '    torch.optim.lr_scheduler, "LRScheduler", torch.optim.lr_scheduler._LRScheduler\n'
+        ")\n\n\nclass LRScheduler(HookBase):",
+        "the base class of every torch scheduler, old and new",
+    ),
+    (
+        "detectron2/modeling/anchor_generator.py",
+        "torch.meshgrid(shifts_y, shifts_x)",
+        'torch.meshgrid(shifts_y, shifts_x, indexing="ij")',
+        "torch warns when meshgrid's indexing is implicit (the old default was 'ij')",
+    ),
+    (
+        "detectron2/structures/keypoints.py",
+        "        keypoints = torch.as_tensor(keypoints, dtype=torch.float32, device=device)",
+        "        if not isinstance(keypoints, torch.Tensor):\n"
+        "            keypoints = np.asarray(keypoints, dtype=np.float32)\n"
+        "        keypoints = torch.as_tensor(keypoints, dtype=torch.float32, device=device)",
+        "a list of ndarrays -> tensor is very slow and warns ('Creating a tensor from a list of "
+        "numpy.ndarrays')",
+    ),
+]
+
+#: NumPy >= 1.24 removed these aliases of the builtins (used by some evaluators).
+NUMPY_ALIASES = {r"\bnp\.bool\b": "bool", r"\bnp\.int\b": "int", r"\bnp\.float\b": "float"}
+
+
+def patch_sources(src: Path) -> int:
+    n = 0
+    for rel, old, new, why in PATCHES:
+        path = src / rel
+        text = path.read_text()
+        count = text.count(old)
+        if count != 1:
+            raise SystemExit(f"{path}: expected 1 occurrence of the text to patch ({why}), found {count}")
+        path.write_text(text.replace(old, new))
+        n += 1
+    for path in sorted((src / "detectron2").rglob("*.py")):
+        text = path.read_text()
+        new_text = text
+        for pattern, repl in NUMPY_ALIASES.items():
+            new_text = re.sub(pattern, repl, new_text)
+        if new_text != text:
+            path.write_text(new_text)
+            n += 1
+    return n
 
 
 def main(src: Path) -> None:
@@ -48,9 +160,14 @@ def main(src: Path) -> None:
     if not top.exists():
         shutil.copytree(zoo, top)
     placeholder = src / "detectron2" / "_C.py"
-    placeholder.write_text(PLACEHOLDER)
+    patch_id = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    placeholder.write_text(PLACEHOLDER.replace("{patch_id}", patch_id))
+    n_patched = patch_sources(src)
     n = len(list(top.rglob("*.yaml")))
-    print(f"[setup] patched {src.name}: no C++ extension, {n} model-zoo YAMLs packaged")
+    print(
+        f"[setup] patched {src.name}: no C++ extension, {n} model-zoo YAMLs packaged, "
+        f"{n_patched} source patches for today's Pillow/NumPy/Python/torch"
+    )
 
 
 if __name__ == "__main__":

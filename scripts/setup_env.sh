@@ -11,9 +11,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3.11}"
 TORCH_VERSION="${TORCH_VERSION:-2.14.1}"
-TORCHVISION_VERSION="${TORCHVISION_VERSION:-0.29.2}"
+TORCHVISION_VERSION="${TORCHVISION_VERSION:-0.29.1}"
 DETECTRON2_SDIST="pb1-detectron2==0.6"
 BUILD_DIR="$ROOT/.build"
+# detectron2 is rebuilt whenever the source patches change.
+PATCH_ID="$(sha256sum "$ROOT/scripts/patch_detectron2.py" | cut -c1-16)"
 
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 log() { printf '[setup] %s\n' "$*"; }
@@ -46,8 +48,8 @@ if [ "$have_torch" != "$TORCH_VERSION $TORCHVISION_VERSION" ]; then
 fi
 
 # Installed, with its model-zoo YAMLs and our placeholder extension (checked without importing it).
-d2_ok='import importlib.util as u, pathlib as p; d = p.Path(u.find_spec("detectron2").origin).parent; assert (d / "model_zoo/configs/COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml").is_file(); assert "PLACEHOLDER_VERSION = 1" in (d / "_C.py").read_text()'
-if ! "$PY" -c "$d2_ok" 2>/dev/null; then
+d2_ok='import importlib.util as u, os, pathlib as p; d = p.Path(u.find_spec("detectron2").origin).parent; assert (d / "model_zoo/configs/COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml").is_file(); assert "PATCH_ID = \"%s\"" % os.environ["PATCH_ID"] in (d / "_C.py").read_text()'
+if ! PATCH_ID="$PATCH_ID" "$PY" -c "$d2_ok" 2>/dev/null; then
   log "detectron2 v0.6 from the $DETECTRON2_SDIST sdist, pure Python (ROIAlign/NMS come from torchvision)"
   rm -rf "$BUILD_DIR/detectron2" && mkdir -p "$BUILD_DIR/detectron2"
   pip_ download -q --no-deps --no-binary :all: --no-build-isolation \
@@ -61,5 +63,6 @@ fi
 log "the kit (editable) and its tools"
 pip_ install -q --no-build-isolation -e "$ROOT[dev]"
 
-"$PY" -c "import motion_keypoints.compat as c; c.import_detectron2(); print('[setup] ok: detectron2', c.detectron2_version())"
+# detectron2 must work on its own (no kit import first), then the kit on top of it.
+PYTHONWARNINGS=ignore "$PY" -c "import detectron2; from detectron2 import model_zoo; import motion_keypoints; print('[setup] ok: detectron2', detectron2.__version__)"
 echo "$want_stamp" > "$STAMP"
