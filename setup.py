@@ -13,6 +13,8 @@ setup(
     description="Train an ensemble of Detectron2 Keypoint R-CNN models and write a submission.csv",
     package_dir={"": "code"},
     packages=find_packages("code"),
+    # the default augmentation config (a copy of configs/augmentation.yaml) for installed kits
+    package_data={"motion_keypoints.augment": ["augmentation.yaml"]},
     python_requires=">=3.9",
     install_requires=[
         "numpy",
@@ -25,6 +27,8 @@ setup(
         "matplotlib",
         "pyyaml",
         "Pillow",
+        "timm",  # HRNet backbones of the heatmap family
+        "scipy",
     ],
     extras_require={
         "dev": ["pytest", "ruff", "nbclient", "nbformat", "ipykernel", "hypothesis", "neptune"],

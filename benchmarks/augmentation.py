@@ -21,25 +21,32 @@ from pathlib import Path
 
 import cv2
 
-from motion_keypoints import augment as AUG
-from motion_keypoints import data as D
-from motion_keypoints.synthetic import make_synthetic
+from motion_keypoints.augment.config import (
+    AugmentationConfig,
+    default_config_path,
+    load_augmentation_config,
+)
+from motion_keypoints.augment.ops import is_deterministic
+from motion_keypoints.augment.render import build_sets, transform_dict
+from motion_keypoints.data.layout import DataPaths
+from motion_keypoints.data.synthetic.writer import make_synthetic
+from motion_keypoints.io.tables import keypoints_array, read_keypoint_csv
 
 GOAL = 1.8
 
 
-def serial_loop(root: Path, out: Path, set_name: str, config: AUG.AugmentationConfig) -> int:
+def serial_loop(root: Path, out: Path, set_name: str, config: AugmentationConfig) -> int:
     """The reference's loop: read, transform, write, one image and one transform at a time."""
-    paths = D.DataPaths.from_root(root)
-    df = D.read_keypoint_csv(paths.train_csv)
+    paths = DataPaths.from_root(root)
+    df = read_keypoint_csv(paths.train_csv)
     set_def = config.get_set(set_name)
-    transforms = AUG.transform_dict(config, fuse=False)  # plain albumentations, as the reference
+    transforms = transform_dict(config, fuse=False)  # plain albumentations, as the reference
     out.mkdir(parents=True, exist_ok=True)
     n = 0
-    for image, kps in zip(df["image"], D.keypoints_array(df)):
+    for image, kps in zip(df["image"], keypoints_array(df)):
         img = cv2.imread(str(paths.train_images / image))
         for name in set_def.transforms:
-            copies = 1 if AUG.is_deterministic(config.resolve(name)) else set_def.copies
+            copies = 1 if is_deterministic(config.resolve(name)) else set_def.copies
             for c in range(copies):
                 result = transforms[name](image=img, keypoints=kps)
                 dst = out / f"{Path(image).stem}__{name}__{c}.jpg"
@@ -68,7 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--workers", type=int, default=2, help="the kit's worker processes")
     parser.add_argument("--set", default="reference8", help="set of configs/augmentation.yaml")
-    parser.add_argument("--config", default=str(AUG.DEFAULT_CONFIG))
+    parser.add_argument("--config", default=str(default_config_path()))
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs; best kept")
     parser.add_argument(
         "--work-dir", default=None, help="keep data and outputs here (default: temp)"
@@ -78,7 +85,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.n_images, args.repeats = 4, 1
 
-    config = AUG.load_augmentation_config(args.config)
+    config = load_augmentation_config(args.config)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-augmentation-"))
     kit, serial = [], []  # (wall s, CPU s, images, render-stage img/s)
     try:
@@ -91,13 +98,13 @@ def main(argv=None) -> int:
             seed=0,
             progress=False,
         )
-        for p in D.DataPaths.from_root(root).train_images.iterdir():
+        for p in DataPaths.from_root(root).train_images.iterdir():
             p.read_bytes()  # both contenders start from a warm page cache
         for _ in range(args.repeats):
             for d in ("kit", "serial"):
                 shutil.rmtree(work / d, ignore_errors=True)
             t0, c0 = time.perf_counter(), cpu_seconds()
-            [summary] = AUG.build_sets(
+            [summary] = build_sets(
                 root, work / "kit", [args.set], workers=args.workers, config=config, progress=False
             )
             wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0

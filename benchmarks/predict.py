@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Images per second: the kit's batched predictor vs detectron2's per-image DefaultPredictor loop.
 
-kit:       ``motion_keypoints.predict.predict_images`` (DataLoader workers read and resize the
+kit:       ``motion_keypoints.models.rcnn.predictor.predict_images`` (DataLoader workers read and resize the
            images, the model sees batches; fp16 autocast on CUDA).
 reference: ``DefaultPredictor(cfg)``, then ``cv2.imread -> predictor(img)`` for each image (the
            reference solution's inference loop).
@@ -19,7 +19,6 @@ pass --width 1920 --height 1080 for it).
   python benchmarks/predict.py --run outputs/tiny-cpu --images 64 --batch-size 8 --workers 4
 """
 
-import motion_keypoints.compat  # noqa: F401
 
 import argparse
 import statistics
@@ -80,12 +79,12 @@ def build_cfg(args, work: Path):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from motion_keypoints.config import setup_cfg
-    from motion_keypoints.predict import load_run
+    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.models.rcnn.predictor import load_run_config
     from motion_keypoints.utils import seed_everything
 
     if args.run:
-        return load_run(Path(args.run), args.checkpoint, ["MODEL.DEVICE", args.device, *args.opts])
+        return load_run_config(Path(args.run), args.checkpoint, ["MODEL.DEVICE", args.device, *args.opts])
     opts = ["MODEL.WEIGHTS", "", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]
     cfg = setup_cfg(args.config_file, [*opts, "MODEL.DEVICE", args.device, *args.opts], freeze=False)
     if cfg.MODEL.WEIGHTS:  # given as an override
@@ -100,7 +99,7 @@ def build_cfg(args, work: Path):
 
 
 def run_kit(cfg, files, args) -> list:
-    from motion_keypoints.predict import predict_images
+    from motion_keypoints.models.rcnn.predictor import predict_images
 
     return predict_images(cfg, files, args.batch_size, args.workers, progress=False)["plain"]
 
@@ -108,7 +107,7 @@ def run_kit(cfg, files, args) -> list:
 def run_reference(cfg, files, args) -> list:
     from detectron2.engine import DefaultPredictor
 
-    from motion_keypoints.evaluation import top_person
+    from motion_keypoints.models.rcnn.evaluator import top_person
 
     predictor = DefaultPredictor(cfg)
     out = []
@@ -120,7 +119,7 @@ def run_reference(cfg, files, args) -> list:
 
 def compare(kit: list, ref: list) -> str:
     """How many images have the same top detection in both, and their largest keypoint gap."""
-    from motion_keypoints.predict import box_iou
+    from motion_keypoints.geometry import box_iou
 
     same, gaps = 0, []
     for a, b in zip(kit, ref):
@@ -141,8 +140,8 @@ def compare(kit: list, ref: list) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from motion_keypoints.data import DataPaths
-    from motion_keypoints.synthetic import make_synthetic
+    from motion_keypoints.data.layout import DataPaths
+    from motion_keypoints.data.synthetic.writer import make_synthetic
 
     paths = {"kit": run_kit, "reference": run_reference}
     with tempfile.TemporaryDirectory(prefix="mk-bench-predict-") as tmp:

@@ -15,7 +15,6 @@ evaluation and best-checkpoint hooks are installed but never fire.
   python benchmarks/train_step.py --iters 20 --rounds 6 SOLVER.IMS_PER_BATCH 2
 """
 
-import motion_keypoints.compat  # noqa: F401
 
 import argparse
 import logging
@@ -116,7 +115,7 @@ class TimedTrainer:
 
 
 def build_cfg(args, data_root: str, output_dir: Path):
-    from motion_keypoints.config import setup_cfg
+    from motion_keypoints.models.rcnn.config import setup_cfg
 
     opts = ["MODEL.DEVICE", args.device, "DATA.ROOT", data_root, *args.opts]
     opts += [
@@ -131,7 +130,7 @@ def build_trainers(args, work: Path):
     from detectron2.engine import DefaultTrainer
     from detectron2.utils.logger import setup_logger
 
-    from motion_keypoints.trainer import Trainer, register_run_datasets
+    from motion_keypoints.models.rcnn.trainer import Trainer, register_run_datasets
     from motion_keypoints.utils import seed_everything
 
     setup_logger()  # detectron2's trainers call it when not done; then quiet its metric printing
@@ -140,7 +139,7 @@ def build_trainers(args, work: Path):
 
     data_root = dict(zip(args.opts[::2], args.opts[1::2])).get("DATA.ROOT")
     if data_root is None:
-        from motion_keypoints.synthetic import make_synthetic
+        from motion_keypoints.data.synthetic.writer import make_synthetic
 
         data_root = str(work / "data")
         make_synthetic(data_root, args.images, 0, args.width, args.height, seed=0, progress=False)

@@ -1,12 +1,6 @@
-"""Render augmentation sets: ``python code/augmentation.py --data-root DIR --sets NAME[,NAME...]``.
+"""Render augmentation sets: python code/augmentation.py --data-root DIR --sets NAME[,NAME...] (motion_keypoints.cli.augmentation)."""
 
-Writes ``augmented/<set>/images/*.jpg``, ``annotations.csv`` and ``manifest.json`` for each set of
-``configs/augmentation.yaml``. Re-runs skip finished images; see ``motion_keypoints.augment``.
-"""
-
-import sys
-
-from motion_keypoints.augment import main
+from motion_keypoints.cli.augmentation import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

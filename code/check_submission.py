@@ -1,9 +1,6 @@
-"""Validate a submission file against the data's sample_submission.csv, naming each problem.
+"""Validate a submission: python code/check_submission.py --data-root DIR FILE (motion_keypoints.cli.check_submission)."""
 
-    python code/check_submission.py --data-root DIR FILE
-"""
-
-from motion_keypoints.submission import main
+from motion_keypoints.cli.check_submission import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

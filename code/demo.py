@@ -1,9 +1,6 @@
-#!/usr/bin/env python
-"""One command, the whole pipeline on the kit's synthetic data (what `make demo` runs)."""
+"""The whole pipeline on synthetic data (make demo): python code/demo.py (motion_keypoints.cli.demo)."""
 
-import sys
-
-from motion_keypoints.pipeline import main
+from motion_keypoints.cli.demo import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,10 +1,6 @@
-"""Fuse the predictions of several runs into a submission (see motion_keypoints.ensemble).
+"""Fuse the predictions of several runs: python code/ensemble.py --runs A B --data-root DIR (motion_keypoints.cli.ensemble)."""
 
-    python code/ensemble.py --runs outputs/A outputs/B --data-root DIR \
-        [--split test|val] [--method mean|median|weighted|robust] --out submissions/submission.csv
-"""
-
-from motion_keypoints.ensemble import main
+from motion_keypoints.cli.ensemble import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,9 +1,6 @@
-"""RMSE of a predictions or submission CSV against labels, overall and per keypoint.
+"""RMSE of predictions against labels: python code/evaluate.py --pred FILE --truth FILE (motion_keypoints.cli.evaluate)."""
 
-    python code/evaluate.py --pred FILE --truth DIR/train_df.csv [--skip-missing]
-"""
-
-from motion_keypoints.ensemble import main_evaluate
+from motion_keypoints.cli.evaluate import main
 
 if __name__ == "__main__":
-    raise SystemExit(main_evaluate())
+    raise SystemExit(main())

@@ -1,14 +1,6 @@
-"""Write synthetic motion-keypoint data in the competition layout.
+"""Synthetic data: python code/make_synthetic.py --out DIR --train N --test M (motion_keypoints.cli.make_synthetic)."""
 
-    python code/make_synthetic.py --out outputs/synthetic --train 240 --test 60 [--width 1920
-        --height 1080 --seed 0]
-
-See ``motion_keypoints.synthetic`` for what the images show; ``--help`` lists every option.
-"""
-
-import sys
-
-from motion_keypoints.synthetic import main
+from motion_keypoints.cli.make_synthetic import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,15 +1,21 @@
-"""Shared fixtures. The compat import comes first so detectron2 always sees the Pillow patch."""
+"""Shared fixtures. Paths are relative to the repository root found from this file, so every test
+passes whatever folder pytest is started from."""
 
-import motion_keypoints.compat  # noqa: F401
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory):
     """A small synthetic data folder in the competition layout (read-only for tests: copy it
     before modifying anything)."""
-    from motion_keypoints.synthetic import make_synthetic
+    from motion_keypoints.data.synthetic.writer import make_synthetic
 
     root = tmp_path_factory.mktemp("synthetic") / "data"
     make_synthetic(root, n_train=24, n_test=8, width=320, height=180, seed=0)
@@ -17,12 +23,6 @@ def synthetic_data(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- trained tiny runs (slow tests)
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 #: Synthetic data and iterations of the learning run (CPU minutes, see tests/test_train.py):
 #: 200 clips seen by two cameras, one frame each, so the validation clips are unseen poses.
@@ -48,7 +48,7 @@ def run_script(script: str, *args, check=True, timeout=1800, env=None, unset=())
 
 
 def tiny_opts(data, out, iters, **extra):
-    from motion_keypoints.config import schedule_opts
+    from motion_keypoints.models.rcnn.config import schedule_opts
 
     sched = schedule_opts(iters)
     opts = {
@@ -60,7 +60,7 @@ def tiny_opts(data, out, iters, **extra):
 
 @pytest.fixture(scope="session")
 def learn_data(tmp_path_factory):
-    from motion_keypoints.synthetic import make_synthetic
+    from motion_keypoints.data.synthetic.writer import make_synthetic
 
     root = tmp_path_factory.mktemp("learn") / "data"
     make_synthetic(root, progress=False, **LEARN_DATA)
@@ -71,7 +71,7 @@ def learn_data(tmp_path_factory):
 def learned_run(learn_data):
     """A tiny-cpu model trained from scratch on the original synthetic images."""
     out = learn_data.parent / "runs" / "original"
-    run_script("train", "--config-file", "configs/tiny-cpu.yaml",
+    run_script("train", "--config-file", str(REPO / "configs" / "tiny-cpu.yaml"),
                *tiny_opts(learn_data, out, LEARN_ITERS))
     return out
 

@@ -1,7 +1,6 @@
 """The label audit (planted swaps and outliers are found and ranked first, clean data is not
 flagged) and the label overrides of the data layer."""
 
-import motion_keypoints.compat  # noqa: F401
 
 import re
 import shutil
@@ -15,9 +14,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motion_keypoints import audit as A
-from motion_keypoints import data as D
-from motion_keypoints.keypoints import FLIP_INDEX, FLIP_PAIRS, KEYPOINT_NAMES, keypoint_index
+from motion_keypoints.cli.check_data import main as check_data_main
+from motion_keypoints.data.audit import (
+    AUDIT_COLUMNS,
+    audit,
+    audit_keypoints,
+    body_size,
+    side_mismatch_scores,
+    swap_scores,
+)
+from motion_keypoints.data.audit_report import format_findings, write_audit
+from motion_keypoints.data.layout import load_train_df, validate_data_root
+from motion_keypoints.io.problems import DataError
+from motion_keypoints.io.tables import (
+    OVERRIDE_COLUMNS,
+    apply_overrides,
+    keypoints_array,
+    keypoints_frame,
+    read_keypoint_csv,
+    read_overrides,
+    write_keypoint_csv,
+)
+from motion_keypoints.meta import FLIP_INDEX, FLIP_PAIRS, KEYPOINT_NAMES, keypoint_index
 from motion_keypoints.utils import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +45,8 @@ UPPER_BODY = ("shoulder", "elbow", "wrist", "palm")
 
 
 def labels(root):
-    df = D.read_keypoint_csv(Path(root) / "train_df.csv")
-    return df, D.keypoints_array(df).copy()
+    df = read_keypoint_csv(Path(root) / "train_df.csv")
+    return df, keypoints_array(df).copy()
 
 
 def extent(kps):
@@ -61,7 +79,7 @@ def plant_errors(kps):
 
 
 def write_labels(root, df, kps):
-    D.write_keypoint_csv(D.keypoints_frame(df["image"], kps), Path(root) / "train_df.csv")
+    write_keypoint_csv(keypoints_frame(df["image"], kps), Path(root) / "train_df.csv")
 
 
 @pytest.fixture
@@ -80,24 +98,24 @@ def planted(synthetic_data, tmp_path):
 
 
 def test_clean_synthetic_data_is_not_flagged(synthetic_data):
-    report = A.audit(synthetic_data)
+    report = audit(synthetic_data)
     assert report.n_images == 24
-    assert report.findings == [], A.format_findings(report)
+    assert report.findings == [], format_findings(report)
     _, kps = labels(synthetic_data)
-    assert A.swap_scores(kps).max() < 1.0
-    assert A.side_mismatch_scores(kps).max() < 1.0
+    assert swap_scores(kps).max() < 1.0
+    assert side_mismatch_scores(kps).max() < 1.0
 
 
 def test_a_mirrored_person_is_consistent(synthetic_data):
     df, kps = labels(synthetic_data)
-    assert A.audit_keypoints(kps[:, list(FLIP_INDEX)], df["image"]) == []
+    assert audit_keypoints(kps[:, list(FLIP_INDEX)], df["image"]) == []
 
 
 def test_planted_swaps_and_outliers_are_found_and_ranked_first(planted):
     root, images, truth, swapped, moved, mirrored = planted
-    report = A.audit(root)
+    report = audit(root)
     flagged = report.flagged_images()
-    assert set(flagged) == {images[i] for i in swapped + moved}, A.format_findings(report)
+    assert set(flagged) == {images[i] for i in swapped + moved}, format_findings(report)
     assert images[mirrored] not in flagged
     top = {f.image: f for f in report.findings[:len(swapped + moved)]}
     assert set(top) == set(flagged)
@@ -122,7 +140,7 @@ def test_half_mirrored_body_is_a_side_mismatch(synthetic_data):
                               for p in ("shoulder", "hip"))) / extent(kps)
     i = int(np.argmax(separation))  # the most frontal view
     exchange(kps, i, UPPER_BODY)
-    findings = A.audit_keypoints(kps, df["image"])
+    findings = audit_keypoints(kps, df["image"])
     assert [(f.image, f.kind) for f in findings] == [(df["image"][i], "side_mismatch")]
 
 
@@ -134,7 +152,7 @@ def test_every_kind_of_limb_swap_is_found_where_the_pair_is_apart(synthetic_data
     a, b = keypoint_index(f"left_{part}"), keypoint_index(f"right_{part}")
     i = int(np.argmax(np.linalg.norm(kps[:, a] - kps[:, b], axis=1) / extent(kps)))
     exchange(kps, i, [part])
-    findings = A.audit_keypoints(kps, df["image"])
+    findings = audit_keypoints(kps, df["image"])
     assert [(f.image, f.kind, set(f.keypoints)) for f in findings] == [
         (df["image"][i], "swap", {f"left_{part}", f"right_{part}"})]
 
@@ -145,30 +163,30 @@ def test_degenerate_rows_are_reported_without_numeric_warnings(synthetic_data):
     kps[1, keypoint_index("left_palm")] = kps[1, LW]  # a bone of length 0 is just short
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        findings = A.audit_keypoints(kps, df["image"])
+        findings = audit_keypoints(kps, df["image"])
     assert [(f.image, f.kind) for f in findings] == [(df["image"][0], "collapsed")]
 
 
 def test_shapes_and_values_are_checked():
     kps = np.zeros((2, len(KEYPOINT_NAMES), 2))
     with pytest.raises(ValueError, match="shape"):
-        A.body_size(kps[:, :3])
+        body_size(kps[:, :3])
     kps[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
-        A.audit_keypoints(kps, ["a.jpg", "b.jpg"])
+        audit_keypoints(kps, ["a.jpg", "b.jpg"])
     with pytest.raises(ValueError, match="1 image names for 2"):
-        A.audit_keypoints(np.ones_like(kps), ["a.jpg"])
+        audit_keypoints(np.ones_like(kps), ["a.jpg"])
 
 
 def test_body_size_scales_with_the_person_and_ignores_one_wild_point(synthetic_data):
     _, kps = labels(synthetic_data)
-    size = A.body_size(kps)
+    size = body_size(kps)
     centre = kps.mean(axis=1, keepdims=True)
-    np.testing.assert_allclose(A.body_size(centre + 2.5 * (kps - centre)), 2.5 * size)
+    np.testing.assert_allclose(body_size(centre + 2.5 * (kps - centre)), 2.5 * size)
     for i in range(len(kps)):
         wild = kps.copy()
         wild[i, LW] += 3 * size[i]
-        assert abs(A.body_size(wild)[i] / size[i] - 1) < 0.15
+        assert abs(body_size(wild)[i] / size[i] - 1) < 0.15
 
 
 # ---------------------------------------------------------------------------------- outputs
@@ -180,10 +198,10 @@ def test_write_audit_csv_pictures_and_suggested_fixes(planted, tmp_path):
     stale = out / "pictures" / "999_old.jpg"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left over from an earlier run")
-    report = A.audit(root)
-    written = A.write_audit(report, out, progress=False)
+    report = audit(root)
+    written = write_audit(report, out, progress=False)
     table = pd.read_csv(written["csv"])
-    assert list(table.columns) == list(A.AUDIT_COLUMNS)
+    assert list(table.columns) == list(AUDIT_COLUMNS)
     assert table["rank"].tolist() == list(range(1, len(report.findings) + 1))
     assert table["image"].tolist() == [f.image for f in report.findings]
     assert table["line"].tolist() == [f.line for f in report.findings]
@@ -193,17 +211,17 @@ def test_write_audit_csv_pictures_and_suggested_fixes(planted, tmp_path):
         img = cv2.imread(str(out / rel))
         assert img is not None and img.shape[1] == 640  # small images are scaled up to 640
     fixes = pd.read_csv(written["overrides"])
-    assert list(fixes.columns) == list(D.OVERRIDE_COLUMNS)
+    assert list(fixes.columns) == list(OVERRIDE_COLUMNS)
     assert len(fixes) == 2 * len(swapped)
 
     # Accepting the fixes: the swaps are gone, the moved wrists remain, train_df.csv untouched.
     before = file_sha256(root / "train_df.csv")
     shutil.copy(written["overrides"], root / "label_overrides.csv")
-    again = A.audit(root)
+    again = audit(root)
     assert again.overrides_applied == 2 * len(swapped)
     assert set(again.flagged_images()) == {images[i] for i in moved}
     assert file_sha256(root / "train_df.csv") == before
-    fixed = D.keypoints_array(D.load_train_df(root))
+    fixed = keypoints_array(load_train_df(root))
     for i in swapped:
         np.testing.assert_array_equal(fixed[i], truth[i])
 
@@ -211,7 +229,7 @@ def test_write_audit_csv_pictures_and_suggested_fixes(planted, tmp_path):
 def test_check_data_audit_cli(planted, tmp_path, capsys):
     root, images, _, swapped, moved, _ = planted
     out = tmp_path / "audit"
-    code = D.check_data_main(["--data-root", str(root), "--check-images", "exists", "--audit",
+    code = check_data_main(["--data-root", str(root), "--check-images", "exists", "--audit",
                               "--audit-out", str(out), "--audit-top", "2"])
     stdout = capsys.readouterr().out
     assert code == 0  # findings are warnings
@@ -221,7 +239,7 @@ def test_check_data_audit_cli(planted, tmp_path, capsys):
     assert str(out / "audit.csv") in stdout and (out / "audit.csv").is_file()
 
     (root / "label_overrides.csv").write_text(f"image,keypoint,x,y\n{images[0]},left_elbo,1,2\n")
-    assert D.check_data_main(["--data-root", str(root), "--audit", "--audit-out", str(out)]) == 1
+    assert check_data_main(["--data-root", str(root), "--audit", "--audit-out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "label_overrides.csv: line 2, column keypoint: unknown keypoint 'left_elbo': did you " \
            "mean 'left_elbow'?" in err
@@ -257,24 +275,24 @@ def test_overrides_replace_exactly_the_named_coordinates(data_copy):
     name = df["image"][3]
     path = write_overrides(data_copy, f"image,keypoint,x,y\n{name},left_wrist,12.5,-3\n"
                                       f"{name},nose,1e2,7\n")
-    out = D.apply_overrides(df, path)
+    out = apply_overrides(df, path)
     expected = kps.copy()
     expected[3, LW] = (12.5, -3.0)
     expected[3, keypoint_index("nose")] = (100.0, 7.0)
-    np.testing.assert_array_equal(D.keypoints_array(out), expected)
-    np.testing.assert_array_equal(D.keypoints_array(df), kps)  # the input frame is unchanged
+    np.testing.assert_array_equal(keypoints_array(out), expected)
+    np.testing.assert_array_equal(keypoints_array(df), kps)  # the input frame is unchanged
     assert list(out.columns) == list(df.columns) and out["image"].tolist() == df["image"].tolist()
-    np.testing.assert_array_equal(D.keypoints_array(D.load_train_df(data_copy)), expected)
-    np.testing.assert_array_equal(D.keypoints_array(D.load_train_df(data_copy, overrides=False)),
+    np.testing.assert_array_equal(keypoints_array(load_train_df(data_copy)), expected)
+    np.testing.assert_array_equal(keypoints_array(load_train_df(data_copy, overrides=False)),
                                   kps)
-    read = D.read_overrides(path)
+    read = read_overrides(path)
     assert read["line"].tolist() == [2, 3] and read["x"].tolist() == [12.5, 100.0]
 
 
 def test_header_only_overrides_change_nothing(data_copy):
     df, kps = labels(data_copy)
     write_overrides(data_copy, "image,keypoint,x,y\n")
-    np.testing.assert_array_equal(D.keypoints_array(D.load_train_df(data_copy)), kps)
+    np.testing.assert_array_equal(keypoints_array(load_train_df(data_copy)), kps)
 
 
 BAD_OVERRIDES = [
@@ -292,9 +310,9 @@ BAD_OVERRIDES = [
 def test_bad_overrides_are_named_by_line_and_column(data_copy, row, line, column, pattern):
     df, _ = labels(data_copy)
     path = write_overrides(data_copy, "image,keypoint,x,y\n" + row.format(img=df["image"][0]) + "\n")
-    for call in (lambda: D.apply_overrides(df, path), lambda: D.load_train_df(data_copy),
-                 lambda: D.validate_data_root(data_copy, check_images="exists")):
-        with pytest.raises(D.DataError) as info:
+    for call in (lambda: apply_overrides(df, path), lambda: load_train_df(data_copy),
+                 lambda: validate_data_root(data_copy, check_images="exists")):
+        with pytest.raises(DataError) as info:
             call()
         hits = [p for p in info.value.problems if p.row == line and p.column == column
                 and re.search(pattern, p.message) and Path(p.file).name == path.name]
@@ -307,17 +325,17 @@ def test_bad_overrides_are_named_by_line_and_column(data_copy, row, line, column
 ])
 def test_overrides_file_level_problems(data_copy, text, pattern):
     write_overrides(data_copy, text)
-    with pytest.raises(D.DataError, match=pattern):
-        D.load_train_df(data_copy)
+    with pytest.raises(DataError, match=pattern):
+        load_train_df(data_copy)
 
 
 def test_validate_counts_overrides_and_warns_about_points_they_move_outside(data_copy, capsys):
     df, _ = labels(data_copy)
     name = df["image"][5]
     write_overrides(data_copy, f"image,keypoint,x,y\n{name},nose,-40,10\n{name},neck,50,60\n")
-    report = D.validate_data_root(data_copy, check_images="header")  # sizes for the warnings
+    report = validate_data_root(data_copy, check_images="header")  # sizes for the warnings
     assert report.summary["train"]["overrides"] == 2
     outside = [w for w in report.warnings if w.row == 7 and "nose (-40, 10)" in w.message]
     assert outside, "\n".join(map(str, report.warnings))
-    assert D.check_data_main(["--data-root", str(data_copy), "--check-images", "exists"]) == 0
+    assert check_data_main(["--data-root", str(data_copy), "--check-images", "exists"]) == 0
     assert "label overrides: 2 keypoints corrected by label_overrides.csv" in capsys.readouterr().out

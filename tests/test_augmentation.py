@@ -13,9 +13,27 @@ import numpy as np
 import pytest
 import yaml
 
-from motion_keypoints import augment as AUG
-from motion_keypoints import data as D
-from motion_keypoints.keypoints import FLIP_INDEX, KEYPOINT_NAMES, keypoint_index
+from motion_keypoints.augment import render as augment_render
+from motion_keypoints.augment.config import load_augmentation_config
+from motion_keypoints.augment.ops import (
+    AugmentationError,
+    _albumentations,
+    _apply_chain,
+    rotate_crop_class,
+)
+from motion_keypoints.augment.render import (
+    EXTRA_COLUMNS,
+    _render_source,
+    augment_image,
+    build_sets,
+    transform_dict,
+)
+from motion_keypoints.cli.augmentation import main as augmentation_main
+from motion_keypoints.data.layout import DataPaths
+from motion_keypoints.io.images import image_size
+from motion_keypoints.io.problems import DataError
+from motion_keypoints.io.tables import keypoints_array, read_keypoint_csv, write_keypoint_csv
+from motion_keypoints.meta import FLIP_INDEX, KEYPOINT_NAMES, keypoint_index
 from motion_keypoints.utils import file_sha256
 
 W, H = 320, 180
@@ -30,13 +48,13 @@ SMALL_PER_IMAGE = 1 + 1 + 2 + 2  # deterministic transforms render one copy
 def write_config(tmp_path, sets, name="aug.yaml", **top):
     path = Path(tmp_path) / name
     path.write_text(yaml.safe_dump({**top, "sets": sets}))
-    return AUG.load_augmentation_config(path)
+    return load_augmentation_config(path)
 
 
 def build(root, out, config, **kw):
     kw.setdefault("workers", 1)
     kw.setdefault("progress", False)
-    return AUG.build_sets(root, out, list(config.sets), config=config, **kw)
+    return build_sets(root, out, list(config.sets), config=config, **kw)
 
 
 def set_files(set_dir):
@@ -93,7 +111,7 @@ def a_pose(seed=0):
     ],
 )
 def test_keypoints_move_with_the_pixels(transform):
-    config = AUG.load_augmentation_config()
+    config = load_augmentation_config()
     flips = transform.split("+").count("hflip") % 2
     k = keypoint_index("left_wrist")
     found = 0
@@ -101,7 +119,7 @@ def test_keypoints_move_with_the_pixels(transform):
         for pos in ([160.5, 90.5], [100.5, 60.5], [230.5, 120.5]):
             kps = a_pose(seed)
             kps[k] = pos
-            img, out, _ = AUG.augment_image(dot_image(*pos), kps, transform, seed, config)
+            img, out, _ = augment_image(dot_image(*pos), kps, transform, seed, config)
             # after a mirror, the person's left wrist is seen where a right wrist would be
             expected = out[FLIP_INDEX[k] if flips else k]
             h, w = img.shape[:2]
@@ -116,13 +134,13 @@ def test_keypoints_move_with_the_pixels(transform):
 
 @pytest.mark.parametrize("random_position", [True, False])
 def test_fused_rotate_crop_equals_albumentations_rotate_then_crop(random_position):
-    A = AUG._albumentations()
+    A = _albumentations()
     img = cv2.GaussianBlur(
         np.random.default_rng(0).integers(0, 255, (H, W, 3), np.uint8), (7, 7), 2
     )
     kps = a_pose(4)
     for seed in range(3):
-        op = AUG.rotate_crop_class()(45, 120, 160, random_position)
+        op = rotate_crop_class()(45, 120, 160, random_position)
         op.set_random_seed(seed)
         matrix = op.get_params_dependent_on_data({"shape": img.shape}, {})["matrix"]
         angle = np.degrees(np.arctan2(matrix[0, 1], matrix[0, 0]))
@@ -142,10 +160,10 @@ def test_fused_rotate_crop_equals_albumentations_rotate_then_crop(random_positio
 
 
 def test_flip_mirrors_x_and_swaps_left_right_labels():
-    config = AUG.load_augmentation_config()
+    config = load_augmentation_config()
     kps = a_pose(1)
     img = np.zeros((H, W, 3), np.uint8)
-    _, out, _ = AUG.augment_image(img, kps, "hflip", 0, config)
+    _, out, _ = augment_image(img, kps, "hflip", 0, config)
     for name in ("nose", "neck", "left_wrist", "right_knee", "left_instep"):
         i = keypoint_index(name)
         partner = name.replace("left_", "R_").replace("right_", "left_").replace("R_", "right_")
@@ -153,7 +171,7 @@ def test_flip_mirrors_x_and_swaps_left_right_labels():
         np.testing.assert_allclose(
             out[keypoint_index(partner)], [W - kps[i, 0], kps[i, 1]], atol=1e-3
         )
-    _, twice, _ = AUG.augment_image(img, kps, "hflip+hflip", 0, config)
+    _, twice, _ = augment_image(img, kps, "hflip+hflip", 0, config)
     np.testing.assert_allclose(twice, kps, atol=1e-3)
 
 
@@ -161,17 +179,17 @@ def test_nan_keypoints_are_an_error_naming_image_and_transform():
     kps = a_pose(2)
     kps[keypoint_index("right_ankle")] = np.nan
     with pytest.raises(
-        AUG.AugmentationError, match=r"frame_7\.jpg: transform 'rotate45'.*right_ankle"
+        AugmentationError, match=r"frame_7\.jpg: transform 'rotate45'.*right_ankle"
     ):
-        AUG.augment_image(np.zeros((H, W, 3), np.uint8), kps, "rotate45", 0, label="frame_7.jpg")
+        augment_image(np.zeros((H, W, 3), np.uint8), kps, "rotate45", 0, label="frame_7.jpg")
 
 
 def test_seed_fixes_the_draw():
-    config = AUG.load_augmentation_config()
+    config = load_augmentation_config()
     img, kps = dot_image(100.5, 60.5), a_pose(3)
-    a = AUG.augment_image(img, kps, "rotate45+random_crop_120x160", 5, config)
-    b = AUG.augment_image(img, kps, "rotate45+random_crop_120x160", 5, config)
-    c = AUG.augment_image(img, kps, "rotate45+random_crop_120x160", 6, config)
+    a = augment_image(img, kps, "rotate45+random_crop_120x160", 5, config)
+    b = augment_image(img, kps, "rotate45+random_crop_120x160", 5, config)
+    c = augment_image(img, kps, "rotate45+random_crop_120x160", 6, config)
     np.testing.assert_array_equal(a[1], b[1])
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.allclose(a[1], c[1])
@@ -181,11 +199,11 @@ def test_seed_fixes_the_draw():
 
 
 def test_shipped_config_has_the_reference_sets():
-    config = AUG.load_augmentation_config()
+    config = load_augmentation_config()
     assert len(config.sets["reference8"].transforms) == 8
     assert len(config.sets["reference6"].transforms) == 6
     assert "demo" in config.sets
-    transforms = AUG.transform_dict(config)
+    transforms = transform_dict(config)
     for name in (
         "original",
         "center_crop",
@@ -212,9 +230,9 @@ def test_shipped_config_has_the_reference_sets():
 
 def test_unknown_set_names_the_closest(synthetic_data, tmp_path):
     with pytest.raises(
-        AUG.AugmentationError, match=r"'demi'.*\(did you mean 'demo'\?\); known sets: demo, "
+        AugmentationError, match=r"'demi'.*\(did you mean 'demo'\?\); known sets: demo, "
     ):
-        AUG.build_sets(synthetic_data, tmp_path / "out", ["demi"], workers=1)
+        build_sets(synthetic_data, tmp_path / "out", ["demi"], workers=1)
     assert not (tmp_path / "out").exists()
 
 
@@ -245,26 +263,26 @@ def test_unknown_set_names_the_closest(synthetic_data, tmp_path):
     ],
 )
 def test_bad_sets_fail_naming_file_and_key(tmp_path, body, expected):
-    with pytest.raises(AUG.AugmentationError, match=r"aug\.yaml: " + expected):
+    with pytest.raises(AugmentationError, match=r"aug\.yaml: " + expected):
         write_config(tmp_path, {"bad": body})
 
 
 def test_bad_transform_definitions_fail(tmp_path):
     ok = {"s": {"transforms": ["original"], "copies": 1, "seed": 0}}
     with pytest.raises(
-        AUG.AugmentationError,
+        AugmentationError,
         match=r"transform 'crop' .*unknown type 'center_crap' \(did you mean 'center_crop'\?\)",
     ):
         write_config(
             tmp_path, ok, transforms={"crop": {"type": "center_crap", "height": 5, "width": 5}}
         )
-    with pytest.raises(AUG.AugmentationError, match=r"transform 'b' \(blur\): .*odd"):
+    with pytest.raises(AugmentationError, match=r"transform 'b' \(blur\): .*odd"):
         write_config(tmp_path, ok, transforms={"b": {"type": "blur", "blur_limit": [4, 6]}})
     with pytest.raises(
-        AUG.AugmentationError, match=r"unknown parameter\(s\) angle; allowed: limit"
+        AugmentationError, match=r"unknown parameter\(s\) angle; allowed: limit"
     ):
         write_config(tmp_path, ok, transforms={"r": {"type": "rotate", "angle": 3}})
-    with pytest.raises(AUG.AugmentationError, match=r"oversize: must be one of pad, clamp"):
+    with pytest.raises(AugmentationError, match=r"oversize: must be one of pad, clamp"):
         write_config(tmp_path, ok, oversize="stretch")
 
 
@@ -273,20 +291,20 @@ def test_bad_transform_definitions_fail(tmp_path):
 
 def test_build_writes_images_annotations_and_manifest(synthetic_data, tmp_path):
     config = write_config(tmp_path, {"small": SMALL_SET})
-    paths = D.DataPaths.from_root(synthetic_data)
+    paths = DataPaths.from_root(synthetic_data)
     originals = {p.name: file_sha256(p) for p in paths.train_images.iterdir()}
     [summary] = build(synthetic_data, tmp_path / "out", config, limit=5)
 
     set_dir = tmp_path / "out" / "small"
     assert summary["outputs"] == summary["rendered"] == 5 * SMALL_PER_IMAGE
-    df = D.read_keypoint_csv(
+    df = read_keypoint_csv(
         set_dir / "annotations.csv",
         image_dir=set_dir / "images",
-        extra_columns=AUG.EXTRA_COLUMNS,
+        extra_columns=EXTRA_COLUMNS,
         check_images=True,
     )
     assert len(df) == 5 * SMALL_PER_IMAGE
-    train = D.read_keypoint_csv(paths.train_csv)
+    train = read_keypoint_csv(paths.train_csv)
     assert list(dict.fromkeys(df["source_image"])) == list(train["image"][:5])
     assert df["transform"].value_counts().to_dict() == {
         "original": 5,
@@ -295,9 +313,9 @@ def test_build_writes_images_annotations_and_manifest(synthetic_data, tmp_path):
         "random_crop_120x160+blur": 10,
     }
     originals_out = df[df["transform"] == "original"]
-    np.testing.assert_array_equal(D.keypoints_array(originals_out), D.keypoints_array(train[:5]))
+    np.testing.assert_array_equal(keypoints_array(originals_out), keypoints_array(train[:5]))
     crops = df[df["transform"] == "random_crop_120x160+blur"]["image"]
-    assert {D.image_size(set_dir / "images" / n) for n in crops} == {(160, 120)}
+    assert {image_size(set_dir / "images" / n) for n in crops} == {(160, 120)}
     assert {p.name for p in (set_dir / "images").iterdir()} == set(df["image"])
 
     manifest = json.loads((set_dir / "manifest.json").read_text())
@@ -327,7 +345,7 @@ def test_rerun_skips_finished_images_and_reproduces_annotations(synthetic_data, 
 def test_results_do_not_depend_on_the_number_of_workers(synthetic_data, tmp_path):
     config = write_config(tmp_path, {"small": SMALL_SET})
     # OpenCV's thread pool busy in the parent must not hang the forked workers
-    AUG.augment_image(dot_image(100.5, 60.5), a_pose(), "rotate45+blur", 0)
+    augment_image(dot_image(100.5, 60.5), a_pose(), "rotate45+blur", 0)
     build(synthetic_data, tmp_path / "one", config, limit=6, workers=1)
     build(synthetic_data, tmp_path / "two", config, limit=6, workers=2)
     assert set_files(tmp_path / "one" / "small") == set_files(tmp_path / "two" / "small")
@@ -338,7 +356,7 @@ def test_interrupted_run_resumes_without_duplicates(synthetic_data, tmp_path, mo
     build(synthetic_data, tmp_path / "clean", config, limit=6)
     clean = set_files(tmp_path / "clean" / "small")
 
-    render = AUG._render_source
+    render = _render_source
     calls = []
 
     def render_then_die(task):
@@ -347,10 +365,10 @@ def test_interrupted_run_resumes_without_duplicates(synthetic_data, tmp_path, mo
         calls.append(task.image)
         return render(task)
 
-    monkeypatch.setattr(AUG, "_render_source", render_then_die)
+    monkeypatch.setattr(augment_render, "_render_source", render_then_die)
     with pytest.raises(KeyboardInterrupt):
         build(synthetic_data, tmp_path / "out", config, limit=6)
-    monkeypatch.setattr(AUG, "_render_source", render)
+    monkeypatch.setattr(augment_render, "_render_source", render)
     set_dir = tmp_path / "out" / "small"
     assert not (set_dir / "annotations.csv").exists()
     assert json.loads((set_dir / "manifest.json").read_text())["status"] == "running"
@@ -366,15 +384,15 @@ def test_worker_errors_stop_the_run_naming_image_and_transform(
     synthetic_data, tmp_path, monkeypatch
 ):
     config = write_config(tmp_path, {"small": SMALL_SET})
-    apply_chain = AUG._apply_chain
+    apply_chain = _apply_chain
 
     def nan_keypoints(image, keypoints, *args):
         return apply_chain(image, np.full_like(np.asarray(keypoints), np.nan), *args)
 
-    monkeypatch.setattr(AUG, "_apply_chain", nan_keypoints)  # forked workers inherit it
-    with pytest.raises(AUG.AugmentationError) as info:
+    monkeypatch.setattr(augment_render, "_apply_chain", nan_keypoints)  # forked workers inherit it
+    with pytest.raises(AugmentationError) as info:
         build(synthetic_data, tmp_path / "out", config, limit=4, workers=2)
-    first_four = D.read_keypoint_csv(synthetic_data / "train_df.csv")["image"][:4]
+    first_four = read_keypoint_csv(synthetic_data / "train_df.csv")["image"][:4]
     image, _, message = str(info.value).partition(": ")
     assert Path(image).name in set(first_four)
     assert message.startswith(
@@ -406,22 +424,22 @@ def test_changed_definition_or_source_csv_rebuilds_the_set(synthetic_data, tmp_p
     config = write_config(tmp_path, {"small": SMALL_SET})
     build(root, tmp_path / "out", config, limit=3)
     ann = tmp_path / "out" / "small" / "annotations.csv"
-    first = D.read_keypoint_csv(ann, extra_columns=AUG.EXTRA_COLUMNS)
+    first = read_keypoint_csv(ann, extra_columns=EXTRA_COLUMNS)
 
     config = write_config(tmp_path, {"small": {**SMALL_SET, "seed": 4}})
     [summary] = build(root, tmp_path / "out", config, limit=3)
     assert "changed" in summary["rebuilt"] and summary["rendered"] == 3 * SMALL_PER_IMAGE
     assert "rebuilding the set from scratch" in capsys.readouterr().out
-    second = D.read_keypoint_csv(ann, extra_columns=AUG.EXTRA_COLUMNS)
+    second = read_keypoint_csv(ann, extra_columns=EXTRA_COLUMNS)
     rotated = (first["transform"] == "rotate45").to_numpy()
-    assert not np.allclose(D.keypoints_array(first)[rotated], D.keypoints_array(second)[rotated])
+    assert not np.allclose(keypoints_array(first)[rotated], keypoints_array(second)[rotated])
 
-    train = D.read_keypoint_csv(root / "train_df.csv")
+    train = read_keypoint_csv(root / "train_df.csv")
     train.loc[0, "nose_x"] += 3.0
-    D.write_keypoint_csv(train, root / "train_df.csv")
+    write_keypoint_csv(train, root / "train_df.csv")
     [summary] = build(root, tmp_path / "out", config, limit=3)
     assert summary["rebuilt"] and summary["rendered"] == 3 * SMALL_PER_IMAGE
-    third = D.read_keypoint_csv(ann, extra_columns=AUG.EXTRA_COLUMNS)
+    third = read_keypoint_csv(ann, extra_columns=EXTRA_COLUMNS)
     assert third.loc[0, "nose_x"] == train.loc[0, "nose_x"]
 
 
@@ -431,13 +449,13 @@ def test_crops_larger_than_the_image(synthetic_data, tmp_path, oversize):
     config = write_config(tmp_path, sets, oversize=oversize)
     [summary] = build(synthetic_data, tmp_path / "out", config, limit=2)
     set_dir = tmp_path / "out" / "big"
-    df = D.read_keypoint_csv(set_dir / "annotations.csv", extra_columns=AUG.EXTRA_COLUMNS)
-    src = D.keypoints_array(D.read_keypoint_csv(synthetic_data / "train_df.csv")[:2])
+    df = read_keypoint_csv(set_dir / "annotations.csv", extra_columns=EXTRA_COLUMNS)
+    src = keypoints_array(read_keypoint_csv(synthetic_data / "train_df.csv")[:2])
     sizes = {
-        t: {D.image_size(set_dir / "images" / n) for n in df[df["transform"] == t]["image"]}
+        t: {image_size(set_dir / "images" / n) for n in df[df["transform"] == t]["image"]}
         for t in ("random_crop_960x960", "center_crop")
     }
-    centre = D.keypoints_array(df[df["transform"] == "center_crop"])
+    centre = keypoints_array(df[df["transform"] == "center_crop"])
     if oversize == "pad":
         assert sizes == {"random_crop_960x960": {(960, 960)}, "center_crop": {(1280, 720)}}
         np.testing.assert_allclose(centre, src + [(1280 - W) / 2, (720 - H) / 2], atol=1e-3)
@@ -460,7 +478,7 @@ def test_bad_data_root_fails_before_rendering(synthetic_data, tmp_path):
     lines[2] = ",".join(cells)
     (root / "train_df.csv").write_text("\n".join(lines) + "\n")
     config = write_config(tmp_path, {"small": SMALL_SET})
-    with pytest.raises(D.DataError, match=r"train_df\.csv: line 3, column left_eye_x: 'oops'"):
+    with pytest.raises(DataError, match=r"train_df\.csv: line 3, column left_eye_x: 'oops'"):
         build(root, tmp_path / "out", config)
     assert not (tmp_path / "out").exists()
 
@@ -475,12 +493,12 @@ def test_cli_prints_a_summary_and_reports_errors(synthetic_data, tmp_path, capsy
         "1",
         "--no-progress",
     ]
-    assert AUG.main(args + ["--sets", "demo", "--limit", "3"]) == 0
-    n = 3 * len(AUG.load_augmentation_config().sets["demo"].transforms)
+    assert augmentation_main(args + ["--sets", "demo", "--limit", "3"]) == 0
+    n = 3 * len(load_augmentation_config().sets["demo"].transforms)
     assert (
         f"demo: {n} images from 3 sources ({n} rendered, 0 already done)" in capsys.readouterr().out
     )
-    assert AUG.main(args + ["--sets", "demo,referense8"]) == 1
+    assert augmentation_main(args + ["--sets", "demo,referense8"]) == 1
     err = capsys.readouterr().err
     assert "unknown augmentation set 'referense8'" in err and "did you mean 'reference8'" in err
 

@@ -1,13 +1,31 @@
+from pathlib import Path
+
 import pytest
 
-from motion_keypoints.config import ConfigError, add_kit_config, setup_cfg
-from motion_keypoints.keypoints import DEFAULT_OKS_SIGMAS, KEYPOINT_NAMES
+from motion_keypoints.meta import DEFAULT_OKS_SIGMAS, KEYPOINT_NAMES
+from motion_keypoints.models.rcnn.config import ConfigError, add_kit_config, setup_cfg
 
-NEW_KEYS = {
-    "DATA.ROOT", "DATA.AUG_SET", "DATA.AUGMENTED_DIR", "DATA.VAL_FRACTION", "DATA.SPLIT_SEED",
-    "DATA.BBOX_MARGIN", "DATA.CHECK_IMAGES", "TRACKING.NEPTUNE", "TRACKING.TAGS",
-    "TRACKING.PERIOD", "TEST.BEST_METRIC",
-}
+#: Paths from the repository root, whatever folder pytest runs from.
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+def _leaf_keys(cfg, prefix=""):
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            yield from _leaf_keys(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
+
+
+def kit_keys():
+    """The keys add_kit_config adds to detectron2's config (found, not copied)."""
+    from detectron2.config import get_cfg
+
+    plain = set(_leaf_keys(get_cfg()))
+    cfg = get_cfg()
+    add_kit_config(cfg)
+    return sorted(set(_leaf_keys(cfg)) - plain)
 
 
 def _get(cfg, key):
@@ -16,19 +34,18 @@ def _get(cfg, key):
     return cfg
 
 
-def test_every_new_key_has_a_default_and_a_comment():
-    from detectron2.config import get_cfg
-
-    cfg = get_cfg()
-    add_kit_config(cfg)
-    for key in NEW_KEYS:
-        _get(cfg, key)  # exists
+def test_every_new_key_has_a_default_a_comment_and_a_readme_entry():
+    keys = kit_keys()
+    assert "DATA.ROOT" in keys and "TEST.BEST_METRIC" in keys
+    readme = (REPO / "README.md").read_text()
+    for key in keys:
+        assert f"`{key}`" in readme, f"{key} is not listed under 'Kit keys' in README.md"
     import inspect
 
-    from motion_keypoints import config as C
+    from motion_keypoints.models.rcnn import config as C
 
     src = inspect.getsource(C.add_kit_config).splitlines()
-    for key in NEW_KEYS:
+    for key in keys:
         line = next(i for i, s in enumerate(src) if f"_C.{key} =" in s)
         assert src[line - 1].strip().startswith("#"), f"{key} has no comment above it"
 
@@ -40,7 +57,7 @@ def test_kit_defaults_follow_the_keypoint_metadata():
 
 
 def test_merge_order_file_then_opts_and_model_zoo_base():
-    cfg = setup_cfg("configs/tiny-cpu.yaml", ["SOLVER.BASE_LR", "0.5", "DATA.AUG_SET", "demo"])
+    cfg = setup_cfg(str(CONFIGS / "tiny-cpu.yaml"), ["SOLVER.BASE_LR", "0.5", "DATA.AUG_SET", "demo"])
     assert cfg.SOLVER.BASE_LR == 0.5  # opts beat the file
     assert cfg.MODEL.RESNETS.DEPTH == 18  # tiny-cpu beats its base
     assert cfg.SOLVER.GAMMA == 0.1  # tiny-cpu overrides Base-KeypointRCNN's 0.8
@@ -49,18 +66,22 @@ def test_merge_order_file_then_opts_and_model_zoo_base():
     assert cfg.DATA.AUG_SET == "demo"
     assert cfg.OUTPUT_DIR == "outputs/tiny-cpu"  # default outputs/<config-stem>
     assert cfg.is_frozen()
-    base = setup_cfg("configs/Base-KeypointRCNN.yaml")
+    base = setup_cfg(str(CONFIGS / "Base-KeypointRCNN.yaml"))
     assert base.SOLVER.BASE_LR == 0.001 and base.SOLVER.MAX_ITER == 10000
     assert base.SOLVER.IMS_PER_BATCH == 2 and base.SOLVER.GAMMA == 0.8
     assert base.MODEL.WEIGHTS.startswith("detectron2://COCO-Keypoints/")
 
 
 def test_variant_configs_are_short_and_load():
-    from pathlib import Path
-
-    variants = [p for p in Path("configs").glob("*.yaml") if p.name not in ("augmentation.yaml",)]
+    """A variant is a few lines on top of its _BASE_ (the README promises it): at most 15
+    non-comment lines, starting from a base, and it loads with this task's keypoints."""
+    variants = [p for p in CONFIGS.glob("*.yaml") if p.name != "augmentation.yaml"]
     assert len(variants) >= 3
     for p in variants:
+        lines = [ln for ln in p.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        if p.stem.startswith(("R50-", "X101-")):
+            assert lines[0].startswith("_BASE_:"), f"{p.name} does not start from a _BASE_"
+            assert len(lines) <= 15, f"{p.name} has {len(lines)} lines: a variant should be short"
         cfg = setup_cfg(str(p))
         assert cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS == len(KEYPOINT_NAMES)
 
@@ -75,11 +96,11 @@ def test_variant_configs_are_short_and_load():
 )
 def test_config_mismatches_fail_at_config_time_with_the_fix(opts, message):
     with pytest.raises(ConfigError, match=message):
-        setup_cfg("configs/tiny-cpu.yaml", opts)
+        setup_cfg(str(CONFIGS / "tiny-cpu.yaml"), opts)
 
 
 def test_unknown_config_file_and_key():
     with pytest.raises(FileNotFoundError, match="configs/"):
-        setup_cfg("configs/nope.yaml")
+        setup_cfg(str(CONFIGS / "nope.yaml"))
     with pytest.raises(ConfigError, match="did you mean DATA.AUG_SET"):
-        setup_cfg("configs/tiny-cpu.yaml", ["DATA.AUGSET", "demo"])
+        setup_cfg(str(CONFIGS / "tiny-cpu.yaml"), ["DATA.AUGSET", "demo"])

@@ -1,7 +1,6 @@
 """The data layer: strict CSV reading, validation of a data root, the check_data CLI and the
 detectron2 dataset dicts. Every test builds its own tiny data root (a few 64x48 JPEGs)."""
 
-import motion_keypoints.compat  # noqa: F401
 
 import csv
 import re
@@ -14,8 +13,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from motion_keypoints import data as D
-from motion_keypoints.keypoints import CSV_COLUMNS, NUM_KEYPOINTS, keypoint_index
+from motion_keypoints.cli.check_data import main as check_data_main
+from motion_keypoints.data.layout import validate_data_root
+from motion_keypoints.io.images import image_size
+from motion_keypoints.io.problems import MAX_SHOWN, DataError, Problem
+from motion_keypoints.io.tables import (
+    keypoints_array,
+    keypoints_frame,
+    read_keypoint_csv,
+    write_keypoint_csv,
+)
+from motion_keypoints.meta import CSV_COLUMNS, NUM_KEYPOINTS, keypoint_index
+from motion_keypoints.models.rcnn.datasets import make_dataset_dicts, register_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 64, 48
@@ -37,7 +46,7 @@ def build_root(root: Path, n_train=4, n_test=2, sizes=((W, H),), seed=0) -> Path
         if split == "test":
             coords = np.zeros((n, NUM_KEYPOINTS, 2))
         csv_name = "train_df.csv" if split == "train" else "sample_submission.csv"
-        D.write_keypoint_csv(D.keypoints_frame(names, coords), root / csv_name)
+        write_keypoint_csv(keypoints_frame(names, coords), root / csv_name)
     return root
 
 
@@ -67,8 +76,8 @@ def root(tmp_path):
 
 
 def problems_of(root, **kwargs):
-    with pytest.raises(D.DataError) as info:
-        D.validate_data_root(root, **kwargs)
+    with pytest.raises(DataError) as info:
+        validate_data_root(root, **kwargs)
     return info.value.problems
 
 
@@ -91,24 +100,24 @@ def test_csv_round_trip_gives_identical_floats(tmp_path):
     coords = rng.uniform(-50, 2000, (5, NUM_KEYPOINTS, 2))
     coords[0, 0] = (0.1 + 0.2, 1e-7)
     coords[1, 1] = (1919.9999999999998, -0.0)
-    df = D.keypoints_frame([f"img{i}.jpg" for i in range(5)], coords,
+    df = keypoints_frame([f"img{i}.jpg" for i in range(5)], coords,
                            extra={"source": ["a", "b", "c", "d", "e"]})
     path = tmp_path / "kp.csv"
-    D.write_keypoint_csv(df, path)
+    write_keypoint_csv(df, path)
     assert "0.30000000000000004" in path.read_text()
-    back = D.read_keypoint_csv(path, extra_columns=("source",))
+    back = read_keypoint_csv(path, extra_columns=("source",))
     assert list(back.columns) == list(CSV_COLUMNS) + ["source"]
     assert back["image"].tolist() == df["image"].tolist()
     assert back["source"].tolist() == list("abcde")
-    assert np.array_equal(D.keypoints_array(back), coords)
-    assert D.keypoints_array(back).dtype == np.float64
+    assert np.array_equal(keypoints_array(back), coords)
+    assert keypoints_array(back).dtype == np.float64
     assert [p.name for p in tmp_path.iterdir()] == ["kp.csv"]  # no temporary file left behind
 
 
 def test_keypoints_frame_checks_shapes():
     with pytest.raises(ValueError, match="shape"):
-        D.keypoints_frame(["a.jpg"], np.zeros((1, NUM_KEYPOINTS - 1, 2)))
-    df = D.keypoints_frame(["a.jpg", "b.jpg"], np.arange(2 * NUM_KEYPOINTS * 2).reshape(2, -1, 2))
+        keypoints_frame(["a.jpg"], np.zeros((1, NUM_KEYPOINTS - 1, 2)))
+    df = keypoints_frame(["a.jpg", "b.jpg"], np.arange(2 * NUM_KEYPOINTS * 2).reshape(2, -1, 2))
     assert tuple(df.columns) == CSV_COLUMNS
     assert df.loc[1, "nose_x"] == NUM_KEYPOINTS * 2 and df.loc[0, "nose_y"] == 1
 
@@ -116,8 +125,8 @@ def test_keypoints_frame_checks_shapes():
 def test_write_refuses_non_finite_coordinates(tmp_path):
     coords = np.ones((2, NUM_KEYPOINTS, 2))
     coords[1, keypoint_index("neck"), 1] = np.nan
-    with pytest.raises(D.DataError) as info:
-        D.write_keypoint_csv(D.keypoints_frame(["a.jpg", "b.jpg"], coords), tmp_path / "x.csv")
+    with pytest.raises(DataError) as info:
+        write_keypoint_csv(keypoints_frame(["a.jpg", "b.jpg"], coords), tmp_path / "x.csv")
     assert_problem(info.value.problems, "x.csv", 3, "neck_y", "non-finite")
     assert not (tmp_path / "x.csv").exists()
 
@@ -127,19 +136,19 @@ def test_write_refuses_non_finite_coordinates(tmp_path):
 
 def test_valid_root_summary_and_image_sizes_from_files(tmp_path):
     root = build_root(tmp_path / "data", n_train=5, sizes=((W, H), (50, 30)))
-    report = D.validate_data_root(root)
+    report = validate_data_root(root)
     train, test = report.summary["train"], report.summary["test"]
     assert train["rows"] == 5 and test["rows"] == 2
     assert train["image_sizes"] == {"64x48": 3, "50x30": 2}
     assert train["points_outside"] == 0 and report.warnings == []
     assert train["unlisted_files"] == 0
-    assert D.image_size(root / "images/train_imgs" / image_of_line(root, 3)) == (50, 30)
+    assert image_size(root / "images/train_imgs" / image_of_line(root, 3)) == (50, 30)
 
 
 def test_points_outside_the_frame_are_warnings(root):
     set_cell(root / "train_df.csv", 3, "left_ankle_x", "-4.5")
     set_cell(root / "train_df.csv", 3, "left_ankle_y", str(H + 1))
-    report = D.validate_data_root(root)
+    report = validate_data_root(root)
     assert report.summary["train"]["points_outside"] == 1
     (warning,) = report.warnings
     assert warning.row == 3 and "left_ankle" in warning.message and "64x48" in warning.message
@@ -267,20 +276,20 @@ def test_read_keypoint_csv_checks_images_when_given_a_folder(root, level):
     images = root / "images/train_imgs"
     with open(images / image_of_line(root, 3), "ab") as f:
         f.write(b"trailing bytes after the end marker")  # still a complete, readable JPEG
-    D.read_keypoint_csv(root / TRAIN, images, check_images=level)
+    read_keypoint_csv(root / TRAIN, images, check_images=level)
     _truncate_image(root, 2)
-    D.read_keypoint_csv(root / TRAIN, images)  # existence only
-    with pytest.raises(D.DataError, match="line 2, column image: .*truncated") as info:
-        D.read_keypoint_csv(root / TRAIN, images, check_images=level)
+    read_keypoint_csv(root / TRAIN, images)  # existence only
+    with pytest.raises(DataError, match="line 2, column image: .*truncated") as info:
+        read_keypoint_csv(root / TRAIN, images, check_images=level)
     assert len(info.value.problems) == 1
 
 
 def test_error_printout_is_capped():
-    err = D.DataError([D.Problem("f.csv", i + 2, "nose_x", "bad") for i in range(D.MAX_SHOWN + 10)])
+    err = DataError([Problem("f.csv", i + 2, "nose_x", "bad") for i in range(MAX_SHOWN + 10)])
     lines = str(err).splitlines()
-    assert len(lines) == D.MAX_SHOWN + 1 and lines[-1] == "... and 10 more"
+    assert len(lines) == MAX_SHOWN + 1 and lines[-1] == "... and 10 more"
     assert lines[0] == "f.csv: line 2, column nose_x: bad"
-    assert len(err.problems) == D.MAX_SHOWN + 10
+    assert len(err.problems) == MAX_SHOWN + 10
 
 
 def test_exif_rotated_image_size_matches_detectron2_loader(root):
@@ -290,9 +299,9 @@ def test_exif_rotated_image_size_matches_detectron2_loader(root):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees when displayed
     Image.open(path).save(path, exif=exif)
-    assert D.image_size(path) == (H, W)
+    assert image_size(path) == (H, W)
     assert detection_utils.read_image(str(path)).shape[:2] == (W, H)
-    report = D.validate_data_root(root)
+    report = validate_data_root(root)
     assert any("EXIF orientation 6" in w.message and w.row == 2 for w in report.warnings)
 
 
@@ -301,14 +310,14 @@ def test_exif_rotated_image_size_matches_detectron2_loader(root):
 
 def test_check_data_main_in_process(root, capsys):
     set_cell(root / TRAIN, 2, "nose_x", "-1")
-    assert D.check_data_main(["--data-root", str(root)]) == 0
+    assert check_data_main(["--data-root", str(root)]) == 0
     out, err = capsys.readouterr()
     assert "train: 4 rows" in out and "64x48 (4 images)" in out and "OK" in out
     assert re.search(r"warning: .*train_df\.csv: line 2: keypoints outside .* nose", err)
 
     set_cell(root / TRAIN, 3, "left_eye_x", "abc")
     _remove_image(root, 4)
-    assert D.check_data_main(["--data-root", str(root)]) == 1
+    assert check_data_main(["--data-root", str(root)]) == 1
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert lines[0].startswith("check_data: 2 problem(s)")
@@ -337,14 +346,14 @@ def test_check_data_script_exit_codes(root, tmp_path):
 def test_bbox_is_extent_plus_margin_clipped_to_image(root):
     name = image_of_line(root, 2)
     coords = np.column_stack([np.linspace(20, 40, NUM_KEYPOINTS), np.linspace(10, 30, NUM_KEYPOINTS)])
-    df = D.keypoints_frame([name], coords[None])
-    (record,) = D.make_dataset_dicts(df, root / "images/train_imgs", bbox_margin=0.1)
+    df = keypoints_frame([name], coords[None])
+    (record,) = make_dataset_dicts(df, root / "images/train_imgs", bbox_margin=0.1)
     assert (record["width"], record["height"]) == (W, H)
     np.testing.assert_allclose(record["annotations"][0]["bbox"], [18, 8, 42, 32])
 
     coords[0] = (-10, 5)  # outside the frame: clipped box, visibility 0
     coords[1] = (63.5, 47)
-    (record,) = D.make_dataset_dicts(D.keypoints_frame([name], coords[None]),
+    (record,) = make_dataset_dicts(keypoints_frame([name], coords[None]),
                                      root / "images/train_imgs", bbox_margin=0.5)
     (anno,) = record["annotations"]
     assert anno["bbox"] == [0.0, 0.0, float(W), float(H)]
@@ -354,7 +363,7 @@ def test_bbox_is_extent_plus_margin_clipped_to_image(root):
     assert all(type(v) is float for v in anno["keypoints"])
     coords[3] = np.nan
     with pytest.raises(ValueError, match=r"non-finite keypoints in rows \[0\]"):
-        D.make_dataset_dicts(D.keypoints_frame([name], coords[None]), root / "images/train_imgs")
+        make_dataset_dicts(keypoints_frame([name], coords[None]), root / "images/train_imgs")
 
 
 def test_dataset_dicts_pass_detectron2_transforms_and_flip(root):
@@ -362,10 +371,10 @@ def test_dataset_dicts_pass_detectron2_transforms_and_flip(root):
     from detectron2.data import DatasetCatalog, detection_utils
     from detectron2.data import transforms as T
 
-    df = D.read_keypoint_csv(root / TRAIN)
-    dicts = D.make_dataset_dicts(df, root / "images/train_imgs")
+    df = read_keypoint_csv(root / TRAIN)
+    dicts = make_dataset_dicts(df, root / "images/train_imgs")
     name = "test_data_flip"
-    D.register_dataset(name, lambda: dicts)
+    register_dataset(name, lambda: dicts)
     try:
         flip_indices = detection_utils.create_keypoint_hflip_indices([name])
         record = DatasetCatalog.get(name)[1]
@@ -401,23 +410,23 @@ def test_register_dataset_twice_and_replace():
 
     name = "test_data_register"
     try:
-        D.register_dataset(name, first)
-        D.register_dataset(name, first)
+        register_dataset(name, first)
+        register_dataset(name, first)
         assert DatasetCatalog.get(name) == first()
-        D.register_dataset(name, second, sigmas=[0.5] * NUM_KEYPOINTS)
+        register_dataset(name, second, sigmas=[0.5] * NUM_KEYPOINTS)
         assert DatasetCatalog.get(name) == second()
         meta = MetadataCatalog.get(name)
         assert meta.keypoint_oks_sigmas == [0.5] * NUM_KEYPOINTS
         assert meta.keypoint_names[0] == "nose" and len(meta.keypoint_names) == NUM_KEYPOINTS
         with pytest.raises(ValueError, match="OKS sigmas"):
-            D.register_dataset(name, second, sigmas=[1.0])
+            register_dataset(name, second, sigmas=[1.0])
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
 
 
 def test_inference_dicts_have_no_annotations(root):
-    df = D.read_keypoint_csv(root / SAMPLE)
-    dicts = D.make_dataset_dicts(df, root / "images/test_imgs", with_annotations=False)
+    df = read_keypoint_csv(root / SAMPLE)
+    dicts = make_dataset_dicts(df, root / "images/test_imgs", with_annotations=False)
     assert [d["image_id"] for d in dicts] == [0, 1]
     assert all("annotations" not in d and (d["width"], d["height"]) == (W, H) for d in dicts)

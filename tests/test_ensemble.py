@@ -12,10 +12,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motion_keypoints import ensemble as E
-from motion_keypoints import metrics
-from motion_keypoints.data import DataError, DataPaths, keypoints_frame, write_keypoint_csv
-from motion_keypoints.keypoints import COORD_COLUMNS, FLIP_PAIRS, KEYPOINT_NAMES
+from motion_keypoints.cli.ensemble import main as ensemble_main
+from motion_keypoints.cli.evaluate import main as evaluate_main
+from motion_keypoints.data.layout import DataPaths
+from motion_keypoints.ensemble.driver import run_ensemble
+from motion_keypoints.ensemble.fuse import (
+    METHODS,
+    EnsembleError,
+    fuse,
+    fuse_with_fallback,
+    rmse_weights,
+)
+from motion_keypoints.evaluation import metrics
+from motion_keypoints.io.predictions import read_predictions
+from motion_keypoints.io.problems import DataError
+from motion_keypoints.io.tables import keypoints_frame, write_keypoint_csv
+from motion_keypoints.meta import COORD_COLUMNS, FLIP_PAIRS, KEYPOINT_NAMES
 from motion_keypoints.submission import check_submission
 
 K = len(KEYPOINT_NAMES)
@@ -31,11 +43,11 @@ def poses(n, seed):
 # ------------------------------------------------------------------------------------ fusion
 
 
-@pytest.mark.parametrize("method", E.METHODS)
+@pytest.mark.parametrize("method", METHODS)
 def test_identical_members_give_the_member(method):
     base = poses(5, 0)
     coords = np.stack([base] * 3)
-    out = E.fuse(coords, method, weights=[0.2, 0.3, 0.5], scores=np.full((3, 5, K), 0.7))
+    out = fuse(coords, method, weights=[0.2, 0.3, 0.5], scores=np.full((3, 5, K), 0.7))
     np.testing.assert_allclose(out, base)
 
 
@@ -43,17 +55,17 @@ def test_mean_and_median_by_hand():
     c = np.zeros((3, 1, K, 2))
     c[:, 0, :, 0] = np.array([1.0, 2.0, 6.0])[:, None]
     c[:, 0, :, 1] = np.array([5.0, 4.0, 0.0])[:, None]
-    np.testing.assert_allclose(E.fuse(c, "mean")[0], np.tile([3.0, 3.0], (K, 1)))
-    np.testing.assert_allclose(E.fuse(c, "median")[0], np.tile([2.0, 4.0], (K, 1)))
+    np.testing.assert_allclose(fuse(c, "mean")[0], np.tile([3.0, 3.0], (K, 1)))
+    np.testing.assert_allclose(fuse(c, "median")[0], np.tile([2.0, 4.0], (K, 1)))
 
 
 def test_weighted_by_rmse_is_inverse_square():
-    w = E.rmse_weights([1.0, 2.0])
+    w = rmse_weights([1.0, 2.0])
     np.testing.assert_allclose(w, [0.8, 0.2])
     c = np.stack([np.zeros((1, K, 2)), np.full((1, K, 2), 10.0)])
-    np.testing.assert_allclose(E.fuse(c, "weighted", weights=w), 2.0)
+    np.testing.assert_allclose(fuse(c, "weighted", weights=w), 2.0)
     with pytest.raises(ValueError, match="positive"):
-        E.rmse_weights([1.0, 0.0])
+        rmse_weights([1.0, 0.0])
 
 
 def test_weighted_by_scores_is_per_keypoint():
@@ -62,13 +74,13 @@ def test_weighted_by_scores_is_per_keypoint():
     s[0, 0, 0] = 3.0  # keypoint 0: member 0 three times as sure
     s[:, 0, 1] = [-1.0, 2.0]  # negative score counts as zero weight
     s[:, 0, 2] = [0.0, 0.0]  # no weight at all: plain mean
-    out = E.fuse(c, "weighted", scores=s)[0]
+    out = fuse(c, "weighted", scores=s)[0]
     np.testing.assert_allclose(out[0], 2.5)
     np.testing.assert_allclose(out[1], 10.0)
     np.testing.assert_allclose(out[2], 5.0)
     np.testing.assert_allclose(out[3:], 5.0)
     with pytest.raises(ValueError, match="weights .*or scores"):
-        E.fuse(c, "weighted")
+        fuse(c, "weighted")
 
 
 def test_robust_drops_a_planted_outlier():
@@ -76,25 +88,25 @@ def test_robust_drops_a_planted_outlier():
     truth = poses(20, 1)
     c = truth[None] + rng.normal(0, 1.0, (4, 20, K, 2))
     c[2, 3, 5] += 80.0
-    res = E.fuse_with_fallback(c, "robust", k=2.0)
+    res = fuse_with_fallback(c, "robust", k=2.0)
     np.testing.assert_allclose(res.coords[3, 5], c[[0, 1, 3], 3, 5].mean(axis=0))
-    assert np.linalg.norm(E.fuse(c, "mean")[3, 5] - truth[3, 5]) > 15
+    assert np.linalg.norm(fuse(c, "mean")[3, 5] - truth[3, 5]) > 15
     assert np.linalg.norm(res.coords[3, 5] - truth[3, 5]) < 3
     assert res.dropped_per_model[2] >= 1
-    strict = E.fuse_with_fallback(c, "robust", k=3.0)
+    strict = fuse_with_fallback(c, "robust", k=3.0)
     np.testing.assert_allclose(strict.coords[3, 5], res.coords[3, 5])
     assert strict.dropped_per_model.sum() < 0.02 * c[..., 0].size  # ordinary scatter is kept
 
 
 def test_robust_with_two_members_is_the_mean():
     c = np.stack([poses(3, 2), poses(3, 3)])
-    np.testing.assert_allclose(E.fuse(c, "robust"), c.mean(axis=0))
+    np.testing.assert_allclose(fuse(c, "robust"), c.mean(axis=0))
 
 
 def test_missing_member_is_filled_from_the_others():
     c = np.stack([poses(4, s) for s in range(3)])
     c[1, 2] = np.nan
-    res = E.fuse_with_fallback(c, "mean")
+    res = fuse_with_fallback(c, "mean")
     np.testing.assert_allclose(res.coords[2], c[[0, 2], 2].mean(axis=0))
     np.testing.assert_allclose(res.coords[[0, 1, 3]], c[:, [0, 1, 3]].mean(axis=0))
     assert res.fills_per_model.tolist() == [0, 1, 0]
@@ -106,24 +118,24 @@ def test_all_missing_uses_the_fallback_and_counts_it():
     c[:, 1] = np.nan
     c[0, 2] = np.nan
     fallback = poses(3, 9)
-    res = E.fuse_with_fallback(c, "median", fallback=fallback)
+    res = fuse_with_fallback(c, "median", fallback=fallback)
     np.testing.assert_allclose(res.coords[1], fallback[1])
     np.testing.assert_allclose(res.coords[2], c[1, 2])
     assert res.fallback_count == 1 and res.fallback_images == [1]
     assert res.fills_per_model.tolist() == [1, 0]  # image 1 had nobody to fill from
     assert np.isfinite(res.coords).all()
     with pytest.raises(ValueError, match="1 images have no prediction"):
-        E.fuse_with_fallback(c, "mean")
+        fuse_with_fallback(c, "mean")
 
 
 def test_unknown_method_lists_the_valid_ones():
-    with pytest.raises(E.EnsembleError, match="valid: mean, median, weighted, robust"):
-        E.fuse(np.zeros((1, 1, K, 2)), "vote")
+    with pytest.raises(EnsembleError, match="valid: mean, median, weighted, robust"):
+        fuse(np.zeros((1, 1, K, 2)), "vote")
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.sampled_from(E.METHODS),
+    st.sampled_from(METHODS),
     st.integers(1, 5),
     st.integers(1, 3),
     st.integers(0, 2**31 - 1),
@@ -132,7 +144,7 @@ def test_fusion_stays_within_the_members(method, m, n, seed):
     rng = np.random.default_rng(seed)
     c = rng.uniform(-50, 50, (m, n, K, 2))
     c[rng.random((m, n, K)) < 0.3] = np.nan
-    out = E.fuse(c, method, weights=rng.uniform(0.1, 1, m), scores=rng.uniform(0, 1, (m, n, K)))
+    out = fuse(c, method, weights=rng.uniform(0.1, 1, m), scores=rng.uniform(0, 1, (m, n, K)))
     known = np.isfinite(c).all(-1).any(0)
     assert np.isfinite(out[known]).all() and np.isnan(out[~known]).all()
     lo = np.where(np.isnan(c), np.inf, c).min(axis=0)
@@ -221,7 +233,7 @@ def test_ensemble_cli_writes_a_valid_submission(three_runs, tmp_path, capsys):
     out = tmp_path / "submissions" / "submission.csv"
     argv = ["--runs", *map(str, runs), "--data-root", str(root), "--method", "robust",
             "--out", str(out), "--samples", "3"]
-    assert E.main(argv) == 0
+    assert ensemble_main(argv) == 0
     text = capsys.readouterr().out
     sample = DataPaths.from_root(root).sample_submission
     assert check_submission(out, sample) == []
@@ -229,7 +241,7 @@ def test_ensemble_cli_writes_a_valid_submission(three_runs, tmp_path, capsys):
     assert sub["image"].tolist() == d["test_images"]
     got = sub[list(COORD_COLUMNS)].to_numpy().reshape(-1, K, 2)
 
-    expected = E.fuse(np.stack(preds), "robust")
+    expected = fuse(np.stack(preds), "robust")
     np.testing.assert_allclose(got[:4], expected[:4])
     assert abs(got[1, 3] - d["test"][1, 3]).max() < 3  # C's outlier was dropped
     sizes = [(W, H)] * len(d["train"])
@@ -248,7 +260,7 @@ def test_ensemble_cli_writes_a_valid_submission(three_runs, tmp_path, capsys):
     assert f"samples: {runs[0] / 'samples' / 'test_samples.jpg'}" in text
 
     before = out.read_bytes()
-    assert E.main(argv) == 0  # idempotent
+    assert ensemble_main(argv) == 0  # idempotent
     assert out.read_bytes() == before
 
 
@@ -265,13 +277,13 @@ def test_val_split_prints_members_ensemble_and_no_flip_side_by_side(tmp_path, ca
         runs.append(make_run(tmp_path / name, "val", val, flip[-1], noflip=plain[-1],
                              val_rmse=1.0 + i))
     out = tmp_path / "ens" / "val.csv"
-    summary = E.run_ensemble(runs, root, "val", "weighted", out, samples=0)
+    summary = run_ensemble(runs, root, "val", "weighted", out, samples=0)
     text = capsys.readouterr().out
-    w = E.rmse_weights([1.0, 2.0])
-    fused = E.fuse(np.stack(flip), "weighted", weights=w)
+    w = rmse_weights([1.0, 2.0])
+    fused = fuse(np.stack(flip), "weighted", weights=w)
     assert summary.rmse["ensemble"] == pytest.approx(metrics.rmse(fused, truth))
     assert summary.rmse_noflip["ensemble"] == pytest.approx(
-        metrics.rmse(E.fuse(np.stack(plain), "weighted", weights=w), truth))
+        metrics.rmse(fuse(np.stack(plain), "weighted", weights=w), truth))
     for i, lab in enumerate("AB"):
         assert summary.rmse[lab] == pytest.approx(metrics.rmse(flip[i], truth))
         assert summary.rmse_noflip[lab] == pytest.approx(metrics.rmse(plain[i], truth))
@@ -290,7 +302,7 @@ def test_val_fallback_is_the_mean_pose_of_the_other_training_images(tmp_path):
     val, truth = d["train_images"][6:], d["train"][6:]
     det = [True, True, False, True]
     runs = [make_run(tmp_path / n, "val", val, truth, det) for n in "AB"]
-    summary = E.run_ensemble(runs, root, "val", "median", tmp_path / "v.csv", samples=0)
+    summary = run_ensemble(runs, root, "val", "median", tmp_path / "v.csv", samples=0)
     assert summary.fallback_images == [val[2]] and summary.fills == {"A": 0, "B": 0}
     expected = metrics.mean_pose_baseline(d["train"][:6], [(W, H)] * 6, [(W, H)])[0]
     np.testing.assert_allclose(summary.coords[2], expected)
@@ -302,7 +314,7 @@ def test_test_split_without_labels_prints_no_rmse(tmp_path, capsys):
     root = tmp_path / "data"
     d = make_data_root(root, labels=False)
     run = make_run(tmp_path / "A", "test", d["test_images"], d["test"])
-    summary = E.run_ensemble([run], root, out=tmp_path / "s.csv", samples=0)
+    summary = run_ensemble([run], root, out=tmp_path / "s.csv", samples=0)
     text = capsys.readouterr().out
     assert summary.rmse == {} and "RMSE not computed" in text
     assert "RMSE" not in text.splitlines()[1]
@@ -313,8 +325,8 @@ def test_runs_with_other_keypoints_refuse_naming_the_difference(three_runs, caps
     info = json.loads((runs[1] / "run_info.json").read_text())
     info["keypoint_names"][3] = "left_earlobe"
     (runs[1] / "run_info.json").write_text(json.dumps(info))
-    assert E.main(["--runs", str(runs[0]), str(runs[1]), "--data-root", str(root), "--samples", "0",
-                   "--out", str(root / "x.csv")]) == 2
+    assert ensemble_main(["--runs", str(runs[0]), str(runs[1]), "--data-root", str(root), "--samples", "0",
+                   "--out", str(root / "x.csv")]) == 1
     err = capsys.readouterr().err
     assert "different keypoint definitions" in err and "left_earlobe" in err and "left_ear" in err
 
@@ -323,9 +335,9 @@ def test_runs_with_other_images_refuse_naming_them(three_runs):
     root, d, runs, _ = three_runs
     imgs = d["test_images"][:-1] + ["stranger.jpg"]
     make_run(runs[1], "test", imgs, d["test"])
-    with pytest.raises(E.EnsembleError, match=r"different image sets: 1 missing \(te_004.jpg\), "
+    with pytest.raises(EnsembleError, match=r"different image sets: 1 missing \(te_004.jpg\), "
                                               r"1 extra \(stranger.jpg\)"):
-        E.run_ensemble(runs, root, samples=0)
+        run_ensemble(runs, root, samples=0)
 
 
 def test_missing_predictions_name_the_predict_command(three_runs):
@@ -333,20 +345,20 @@ def test_missing_predictions_name_the_predict_command(three_runs):
     (runs[2] / "predictions_test.csv").unlink()
     cmd = f"python code/predict.py --run {runs[2]} --data-root {root} --split test"
     with pytest.raises(FileNotFoundError, match=cmd.replace(".", r"\.")):
-        E.run_ensemble(runs, root, samples=0)
+        run_ensemble(runs, root, samples=0)
 
 
 def test_unknown_method_and_missing_val_rmse(three_runs, capsys):
     root, _, runs, _ = three_runs
     with pytest.raises(SystemExit):
-        E.main(["--runs", str(runs[0]), "--data-root", str(root), "--method", "vote"])
+        ensemble_main(["--runs", str(runs[0]), "--data-root", str(root), "--method", "vote"])
     err = capsys.readouterr().err
-    assert "invalid choice: 'vote'" in err and all(m in err.split("choose from")[1] for m in E.METHODS)
-    with pytest.raises(E.EnsembleError, match="valid methods: mean, median, weighted, robust"):
-        E.run_ensemble(runs, root, method="vote")
+    assert "invalid choice: 'vote'" in err and all(m in err.split("choose from")[1] for m in METHODS)
+    with pytest.raises(EnsembleError, match="valid methods: mean, median, weighted, robust"):
+        run_ensemble(runs, root, method="vote")
     make_run(runs[0], "test", [f"te_{i:03d}.jpg" for i in range(5)], poses(5, 0), val_rmse=None)
-    with pytest.raises(E.EnsembleError, match="--weight-by score"):
-        E.run_ensemble(runs, root, method="weighted", samples=0)
+    with pytest.raises(EnsembleError, match="--weight-by score"):
+        run_ensemble(runs, root, method="weighted", samples=0)
 
 
 def test_bad_prediction_rows_are_named(tmp_path):
@@ -358,7 +370,7 @@ def test_bad_prediction_rows_are_named(tmp_path):
     df.loc[0, "detected"] = 2
     df.to_csv(path, index=False)
     with pytest.raises(DataError) as exc:
-        E.read_predictions(path)
+        read_predictions(path)
     text = str(exc.value)
     assert f"{path}: line 2, column detected: must be 0 or 1" in text
     assert f"{path}: line 3, column nose_y: no finite value although detected=1" in text
@@ -374,7 +386,7 @@ def test_evaluate_prints_overall_and_per_keypoint_rmse(tmp_path, capsys):
                        tmp_path / "truth.csv")
     pred = truth + np.random.default_rng(0).normal(0, 2, truth.shape)
     write_keypoint_csv(keypoints_frame(images, pred), tmp_path / "pred.csv")
-    assert E.main_evaluate(["--pred", str(tmp_path / "pred.csv"), "--truth", str(tmp_path / "truth.csv")]) == 0
+    assert evaluate_main(["--pred", str(tmp_path / "pred.csv"), "--truth", str(tmp_path / "truth.csv")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert ": 6 images" in lines[0]
     table = {line.split()[0]: line.split()[-1] for line in lines[2:]}
@@ -384,9 +396,9 @@ def test_evaluate_prints_overall_and_per_keypoint_rmse(tmp_path, capsys):
 
     write_predictions(tmp_path / "p.csv", images, pred, detected=[1, 1, 0, 1, 1, 1])
     argv = ["--pred", str(tmp_path / "p.csv"), "--truth", str(tmp_path / "truth.csv")]
-    assert E.main_evaluate(argv) == 2
+    assert evaluate_main(argv) == 1
     assert "line 4: no prediction for image 'i2.jpg'" in capsys.readouterr().err
-    assert E.main_evaluate([*argv, "--skip-missing"]) == 0
+    assert evaluate_main([*argv, "--skip-missing"]) == 0
     out = capsys.readouterr().out
     keep = [0, 1, 3, 4, 5]
     assert "skipped 1 images without prediction: i2.jpg" in out

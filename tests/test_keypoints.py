@@ -1,6 +1,6 @@
 import pytest
 
-from motion_keypoints import keypoints as K
+from motion_keypoints import meta as K
 
 
 def test_shipped_metadata_is_consistent():
@@ -19,7 +19,27 @@ def test_flip_index_is_an_involution_that_swaps_pairs():
         assert perm[K.keypoint_index(a)] == K.keypoint_index(b)
     centre = [n for n in K.KEYPOINT_NAMES if not n.startswith(("left_", "right_"))]
     assert all(perm[K.keypoint_index(n)] == K.keypoint_index(n) for n in centre)
-    assert len(K.FLIP_PAIRS) == 10
+    # every left_X has its right_X partner in a pair: a keypoint added on one side only fails
+    sided = [n for n in K.KEYPOINT_NAMES if n.startswith(("left_", "right_"))]
+    paired = {n for pair in K.FLIP_PAIRS for n in pair}
+    assert set(sided) == paired
+
+
+def test_flip_index_on_a_known_pose():
+    """Hand-written expectations, not the formula: nose stays, eyes and ears swap."""
+    perm = K.FLIP_INDEX
+    assert perm[0] == 0  # nose
+    assert (perm[1], perm[2], perm[3], perm[4]) == (2, 1, 4, 3)  # eyes, ears
+    assert perm[17] == 17 and perm[20] == 20 and perm[21] == 21  # neck, spine2, spine1
+    assert (perm[22], perm[23]) == (23, 22)  # insteps
+
+
+def test_coco17_correspondence():
+    coco = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+            "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+            "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+    assert K.COCO_17 == coco
+    assert K.KEYPOINT_NAMES[:17] == coco
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,9 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from motion_keypoints.data.layout import load_train_df
+from motion_keypoints.io.tables import keypoints_array, read_keypoint_csv
+
 REPO = Path(__file__).resolve().parents[1]
 KERNEL = "motion-keypoints-test"
 
@@ -86,10 +89,9 @@ def test_results_notebook_says_to_run_make_demo_without_a_demo_folder(tmp_path, 
 
 @pytest.mark.slow
 def test_results_notebook_runs_on_the_demo_output(demo_output, tmp_path, monkeypatch):
-    from motion_keypoints import data as D
-    from motion_keypoints import metrics
-    from motion_keypoints.ensemble import truth_for
-    from motion_keypoints.keypoints import KEYPOINT_NAMES
+    from motion_keypoints.evaluation import metrics
+    from motion_keypoints.evaluation.evaluate import truth_for
+    from motion_keypoints.meta import KEYPOINT_NAMES
 
     demo, submission, _ = demo_output
     monkeypatch.setenv("MOTION_KEYPOINTS_DEMO", str(demo))  # the kernel inherits the environment
@@ -105,12 +107,12 @@ def test_results_notebook_runs_on_the_demo_output(demo_output, tmp_path, monkeyp
     ensemble = "ensemble (mean)"  # the demo's fusion method
     out = tmp_path / "outputs" / "notebooks" / "02_results"
     splits = {  # split: (ensemble predictions written by the demo, truth)
-        "val": (demo / "ensemble" / "predictions_val.csv", D.load_train_df(data)),
-        "test": (submission, D.read_keypoint_csv(data / "test_labels.csv")),
+        "val": (demo / "ensemble" / "predictions_val.csv", load_train_df(data)),
+        "test": (submission, read_keypoint_csv(data / "test_labels.csv")),
     }
     for split, (pred_csv, truth_df) in splits.items():
-        pred_df = D.read_keypoint_csv(pred_csv)
-        pred = D.keypoints_array(pred_df)
+        pred_df = read_keypoint_csv(pred_csv)
+        pred = keypoints_array(pred_df)
         truth = truth_for(pred_df["image"].tolist(), pred_csv, truth_df)
         assert float(printed[split]) == pytest.approx(metrics.rmse(pred, truth), rel=1e-12), split
 

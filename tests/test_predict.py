@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from motion_keypoints.keypoints import FLIP_PAIRS, KEYPOINT_NAMES, keypoint_index
-from motion_keypoints.predict import PRED_COLUMNS, merge_flip, unflip_box, unflip_keypoints
+from motion_keypoints.io.predictions import PREDICTION_COLUMNS
+from motion_keypoints.meta import FLIP_PAIRS, KEYPOINT_NAMES, keypoint_index
+from motion_keypoints.models.rcnn.predictor import merge_flip, unflip_box, unflip_keypoints
 
 
 def _asymmetric_pose(rng, width, height):
@@ -12,25 +13,47 @@ def _asymmetric_pose(rng, width, height):
 
 
 def _mirror_as_model_sees_it(kps, width):
-    """What a perfect model predicts on the mirrored image: mirrored pixels, and the person's
-    left is now the image's... left labels follow the body, so they swap."""
-    mirrored = kps.copy()
-    mirrored[:, 0] = width - 1 - mirrored[:, 0]
-    swapped = mirrored.copy()
-    for a, b in FLIP_PAIRS:
-        ia, ib = keypoint_index(a), keypoint_index(b)
-        swapped[ia], swapped[ib] = mirrored[ib], mirrored[ia]
-    return swapped
+    """What a perfect model predicts on the mirrored image, found from pixels, not from the
+    formula under test: each keypoint is a one-pixel dot in an image that is mirrored the way
+    predict_images mirrors it (torch.flip of the CHW tensor), the dot is found again, and it is
+    labelled with its mirror partner (a mirrored left wrist looks like a right wrist)."""
+    import torch
+
+    height = int(np.ceil(kps[:, 1].max())) + 1
+    pts = np.round(kps).astype(int)
+    img = torch.zeros(len(KEYPOINT_NAMES), height, width)
+    for k, (x, y) in enumerate(pts):
+        img[k, y, x] = 1.0
+    flipped = torch.flip(img, dims=[2]).numpy()
+    found = np.array([np.unravel_index(flipped[k].argmax(), flipped[k].shape)[::-1]
+                      for k in range(len(KEYPOINT_NAMES))], float)
+    partner = {a: b for pair in FLIP_PAIRS for a, b in (pair, pair[::-1])}
+    seen = np.empty_like(found)
+    for k, name in enumerate(KEYPOINT_NAMES):
+        seen[keypoint_index(partner.get(name, name))] = found[k]
+    return seen
 
 
 def test_flip_tta_maps_a_known_asymmetric_pose_back_exactly():
     rng = np.random.default_rng(0)
     width, height = 321, 180
-    kps = _asymmetric_pose(rng, width, height)
+    kps = np.round(_asymmetric_pose(rng, width, height))  # whole pixels: dots find them exactly
     seen_in_mirror = _mirror_as_model_sees_it(kps, width)
     np.testing.assert_allclose(unflip_keypoints(seen_in_mirror, width), kps, atol=1e-9)
-    # and it is an involution
-    np.testing.assert_allclose(unflip_keypoints(unflip_keypoints(kps, width), width), kps)
+
+
+def test_unflip_on_hand_written_numbers():
+    """Pixel column j of a W-wide image mirrors to W-1-j; left/right labels swap back."""
+    width = 100
+    kps = np.zeros((len(KEYPOINT_NAMES), 2))
+    kps[keypoint_index("nose")] = (49, 5)
+    kps[keypoint_index("left_wrist")] = (89, 20)  # seen on the mirror as a left wrist at 89
+    kps[keypoint_index("right_wrist")] = (19, 30)
+    out = unflip_keypoints(kps, width)
+    np.testing.assert_allclose(out[keypoint_index("nose")], (50, 5))
+    np.testing.assert_allclose(out[keypoint_index("right_wrist")], (10, 20))
+    np.testing.assert_allclose(out[keypoint_index("left_wrist")], (80, 30))
+    np.testing.assert_allclose(unflip_box(np.array([10.0, 1, 30, 2]), width), [70, 1, 90, 2])
 
 
 def test_flip_tta_moves_scores_with_their_keypoints():
@@ -51,7 +74,7 @@ def _person(kps, box, score=0.9):
 def test_merge_flip_averages_matched_persons_and_keeps_a_lone_one():
     rng = np.random.default_rng(1)
     width, height = 200, 100
-    truth = _asymmetric_pose(rng, width, height)
+    truth = np.round(_asymmetric_pose(rng, width, height)) + 2.0  # whole pixels after -2
     box = np.array([20.0, 10, 120, 90])
     noisy = truth + 2.0
     mirrored = _person(_mirror_as_model_sees_it(truth - 2.0, width), unflip_box(box, width))
@@ -67,14 +90,14 @@ def test_merge_flip_averages_matched_persons_and_keeps_a_lone_one():
 
 
 def test_prediction_columns():
-    assert PRED_COLUMNS[0] == "image"
-    assert len(PRED_COLUMNS) == len(set(PRED_COLUMNS))
-    assert "detected" in PRED_COLUMNS
+    assert PREDICTION_COLUMNS[0] == "image"
+    assert len(PREDICTION_COLUMNS) == len(set(PREDICTION_COLUMNS))
+    assert "detected" in PREDICTION_COLUMNS
 
 
 @pytest.mark.parametrize("split", ["train", "nope"])
 def test_unknown_split(tmp_path, split, synthetic_data):
-    from motion_keypoints.predict import split_images
+    from motion_keypoints.models.rcnn.predictor import images_of_split
 
     with pytest.raises(ValueError, match="valid: test, val"):
-        split_images(tmp_path, synthetic_data, split)
+        images_of_split(tmp_path, synthetic_data, split)

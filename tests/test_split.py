@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motion_keypoints.split import Split, filter_training_rows, group_key, split_images
+from motion_keypoints.data.split import Split, filter_training_rows, group_key, split_images
 
 CLIPS = st.builds(
     lambda a, b, c, d, z: f"{a:03d}-{b}-{c}-{d:02d}-Z{z}",

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motion_keypoints import submission as S
-from motion_keypoints.data import DataError
-from motion_keypoints.keypoints import COORD_COLUMNS, CSV_COLUMNS, KEYPOINT_NAMES
+from motion_keypoints.cli.check_submission import main as check_submission_main
+from motion_keypoints.io.problems import DataError
+from motion_keypoints.meta import COORD_COLUMNS, CSV_COLUMNS, KEYPOINT_NAMES
+from motion_keypoints.submission import check_submission, write_submission
 
 K = len(KEYPOINT_NAMES)
 IMAGES = [f"img_{i}.jpg" for i in (3, 1, 2, 0)]  # sample order is not sorted order
@@ -29,12 +30,12 @@ def coords_for(images):
 
 def test_write_follows_the_sample_rows_and_columns(sample, tmp_path):
     shuffled = ["img_0.jpg", "img_2.jpg", "img_3.jpg", "img_1.jpg"]
-    out = S.write_submission(shuffled, coords_for(shuffled), sample, tmp_path / "sub" / "s.csv")
+    out = write_submission(shuffled, coords_for(shuffled), sample, tmp_path / "sub" / "s.csv")
     df = pd.read_csv(out)
     assert list(df.columns) == list(CSV_COLUMNS)
     assert df["image"].tolist() == IMAGES
     np.testing.assert_array_equal(df[list(COORD_COLUMNS)].to_numpy(), coords_for(IMAGES).reshape(4, -1))
-    assert S.check_submission(out, sample) == []
+    assert check_submission(out, sample) == []
     assert [p.name for p in out.parent.iterdir()] == ["s.csv"]  # no temporary files left
 
 
@@ -43,7 +44,7 @@ def test_write_uses_the_sample_column_order(sample, tmp_path):
     cols = list(df.columns)
     cols[1], cols[2] = cols[2], cols[1]
     df[cols].to_csv(sample, index=False)
-    out = S.write_submission(IMAGES, coords_for(IMAGES), sample, tmp_path / "s.csv")
+    out = write_submission(IMAGES, coords_for(IMAGES), sample, tmp_path / "s.csv")
     written = pd.read_csv(out)
     assert list(written.columns) == cols
     assert written["nose_y"].iloc[0] == 3000 + 1 + 0.25
@@ -68,13 +69,13 @@ def test_write_refuses_bad_predictions_and_writes_nothing(sample, tmp_path, imag
     out = tmp_path / "s.csv"
     out.write_text("old")
     with pytest.raises(DataError, match=message):
-        S.write_submission(images, coords, sample, out)
+        write_submission(images, coords, sample, out)
     assert out.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv", "sample_submission.csv"]
 
 
 def good_lines(sample, tmp_path):
-    out = S.write_submission(IMAGES, coords_for(IMAGES), sample, tmp_path / "good.csv")
+    out = write_submission(IMAGES, coords_for(IMAGES), sample, tmp_path / "good.csv")
     return out.read_text().splitlines()
 
 
@@ -96,10 +97,10 @@ def edit_cell(lines, line_no, column, value):
         (lambda ls: [ls[0]] + [ls[2], ls[1]] + ls[3:],
          "line 2, column image: row order: image 'img_1.jpg' where sample_submission.csv has "
          "'img_3.jpg' (2 rows out of place)"),
-        (lambda ls: edit_cell(ls, 3, "nose_y", "abc"), "line 3, column nose_y: not a number: 'abc'"),
-        (lambda ls: edit_cell(ls, 4, "left_eye_x", "nan"), "line 4, column left_eye_x: NaN value"),
-        (lambda ls: edit_cell(ls, 5, "nose_x", "-inf"), "line 5, column nose_x: infinite value"),
-        (lambda ls: edit_cell(ls, 2, "right_instep_y", ""), "line 2, column right_instep_y: empty value"),
+        (lambda ls: edit_cell(ls, 3, "nose_y", "abc"), "line 3, column nose_y: 'abc' is not a number"),
+        (lambda ls: edit_cell(ls, 4, "left_eye_x", "nan"), "line 4, column left_eye_x: 'nan' is not a coordinate (NaN/missing)"),
+        (lambda ls: edit_cell(ls, 5, "nose_x", "-inf"), "line 5, column nose_x: '-inf' is not a finite coordinate"),
+        (lambda ls: edit_cell(ls, 2, "right_instep_y", ""), "line 2, column right_instep_y: missing value"),
         (lambda ls: ls[:2] + [ls[2] + ",7"] + ls[3:], f"line 3: {len(CSV_COLUMNS) + 1} fields but the header has {len(CSV_COLUMNS)}"),
         (lambda ls: [",".join(x.split(",")[:-1]) for x in ls],
          f"line 1, column {CSV_COLUMNS[-1]}: missing column (column {len(CSV_COLUMNS)} of "
@@ -110,13 +111,13 @@ def edit_cell(lines, line_no, column, value):
          "line 1, column nose_y: column 2 is 'nose_y' but sample_submission.csv has 'nose_x' there"),
         (lambda ls: [ls[0].replace("nose_y", "nose_x")] + ls[1:],
          "line 1, column nose_x: column appears twice (columns 2 and 3)"),
-        (lambda ls: [], "empty file: no header line"),
+        (lambda ls: [], "the file is empty: expected a header line"),
     ],
 )
 def test_checker_names_each_problem(sample, tmp_path, edit, expected):
     path = tmp_path / "sub.csv"
     path.write_text("\n".join(edit(good_lines(sample, tmp_path))) + "\n")
-    problems = [str(p) for p in S.check_submission(path, sample)]
+    problems = [str(p) for p in check_submission(path, sample)]
     assert any(p.startswith(f"{path}: ") and expected in p for p in problems), problems
 
 
@@ -124,14 +125,14 @@ def test_checker_cli(sample, tmp_path, capsys):
     root = sample.parent
     good = tmp_path / "good.csv"
     good.write_text("\n".join(good_lines(sample, tmp_path)) + "\n")
-    assert S.main(["--data-root", str(root), str(good)]) == 0
+    assert check_submission_main(["--data-root", str(root), str(good)]) == 0
     assert capsys.readouterr().out.startswith(f"OK: {good}: 4 images")
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(edit_cell(good_lines(sample, tmp_path), 2, "nose_x", "x")) + "\n")
-    assert S.main(["--data-root", str(root), str(bad)]) == 1
+    assert check_submission_main(["--data-root", str(root), str(bad)]) == 1
     out = capsys.readouterr().out
-    assert f"{bad}: line 2, column nose_x: not a number: 'x'" in out
+    assert f"{bad}: line 2, column nose_x: 'x' is not a number" in out
     assert out.rstrip().endswith(f"INVALID: {bad}: 1 problem(s)")
     missing = tmp_path / "nothing.csv"
-    assert S.main(["--data-root", str(root), str(missing)]) == 1
+    assert check_submission_main(["--data-root", str(root), str(missing)]) == 1
     assert "file not found" in capsys.readouterr().out

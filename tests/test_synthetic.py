@@ -9,9 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motion_keypoints import synthetic as S
-from motion_keypoints.keypoints import COORD_COLUMNS, CSV_COLUMNS, KEYPOINT_NAMES, keypoint_index
-from motion_keypoints.split import group_key
+from motion_keypoints.cli.make_synthetic import main as make_synthetic_main
+from motion_keypoints.data.naming import NAME_PATTERN
+from motion_keypoints.data.split import group_key
+from motion_keypoints.data.synthetic.render import (
+    EXTREMITIES,
+    marker_colour,
+    render_background,
+    render_person,
+)
+from motion_keypoints.data.synthetic.writer import make_synthetic, plan_items, render_item
+from motion_keypoints.meta import COORD_COLUMNS, CSV_COLUMNS, KEYPOINT_NAMES, keypoint_index
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 320, 180
@@ -42,7 +50,7 @@ def test_layout_columns_and_names(synthetic_data):
     assert sorted(train["image"]) == sorted(p.name for p in (root / "images/train_imgs").iterdir())
     assert sorted(labels["image"]) == sorted(p.name for p in (root / "images/test_imgs").iterdir())
     for name in train["image"].tolist() + labels["image"].tolist():
-        assert S.NAME_PATTERN.fullmatch(name), name
+        assert NAME_PATTERN.fullmatch(name), name
     clips = {
         split: {n.split("_")[0] for n in df["image"]}
         for split, df in (("train", train), ("test", labels))
@@ -62,17 +70,17 @@ def test_keypoints_are_finite_mostly_inside_and_exact_in_the_csv(synthetic_data)
     assert _inside(kps, W, H).mean() > 0.97
     assert _inside(kps, W, H).all(axis=1).mean() > 0.8
     # The CSV holds the rendered coordinates to the last bit; any image renders on its own.
-    items = S.plan_items(24, 8, 0, 2, 3)
+    items = plan_items(24, 8, 0, 2, 3)
     for i in (0, 13, 27):
-        _, k, _ = S.render_item(items[i], 0, W, H, 2, 3, 0.03)
+        _, k, _ = render_item(items[i], 0, W, H, 2, 3, 0.03)
         row = (train if items[i].split == "train" else labels).set_index("image").loc[items[i].name]
         assert np.array_equal(row.to_numpy(float).reshape(-1, 2), k)
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    a = S.make_synthetic(tmp_path / "a", 7, 3, width=96, height=64, seed=5, progress=False)
-    b = S.make_synthetic(tmp_path / "b", 7, 3, width=96, height=64, seed=5, progress=False)
-    c = S.make_synthetic(tmp_path / "c", 7, 3, width=96, height=64, seed=6, progress=False)
+    a = make_synthetic(tmp_path / "a", 7, 3, width=96, height=64, seed=5, progress=False)
+    b = make_synthetic(tmp_path / "b", 7, 3, width=96, height=64, seed=5, progress=False)
+    c = make_synthetic(tmp_path / "c", 7, 3, width=96, height=64, seed=6, progress=False)
     assert _files(a) == _files(b)
     for rel in _files(a):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
@@ -83,7 +91,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 
 def test_an_image_does_not_depend_on_how_many_are_made(tmp_path, synthetic_data):
-    small = S.make_synthetic(tmp_path / "small", 4, 1, width=W, height=H, seed=0, progress=False)
+    small = make_synthetic(tmp_path / "small", 4, 1, width=W, height=H, seed=0, progress=False)
     big_train = pd.read_csv(synthetic_data / "train_df.csv")
     small_train = pd.read_csv(small / "train_df.csv")
     pd.testing.assert_frame_equal(small_train, big_train.iloc[:4])
@@ -102,8 +110,8 @@ def test_labels_lie_on_the_drawn_markers(size):
     width, height = size
     own = opposite = total = 0
     for seed in range(12):
-        background = S.render_background(np.random.default_rng(100 + seed), width, height)
-        img, kps = S.render_person(
+        background = render_background(np.random.default_rng(100 + seed), width, height)
+        img, kps = render_person(
             np.random.default_rng(seed), width, height, background=background
         )
         assert kps.shape == (len(KEYPOINT_NAMES), 2)
@@ -113,9 +121,9 @@ def test_labels_lie_on_the_drawn_markers(size):
         assert (diff >= 25).all(), [n for n, d in zip(KEYPOINT_NAMES, diff) if d < 25]
         for name, pixel in zip(KEYPOINT_NAMES, img[y, x]):
             total += 1
-            own += tuple(pixel) == S.marker_colour(name)
+            own += tuple(pixel) == marker_colour(name)
             mirror = name.replace("left_", "@").replace("right_", "left_").replace("@", "right_")
-            opposite += mirror != name and tuple(pixel) == S.marker_colour(mirror)
+            opposite += mirror != name and tuple(pixel) == marker_colour(mirror)
     # Markers of neighbouring joints (eyes, nose) overlap at small scale; the side colours do not swap.
     assert own / total > (0.75 if width < 400 else 0.9)
     assert opposite / total < 0.02
@@ -128,7 +136,7 @@ def test_left_and_right_are_on_consistent_sides(facing, sign):
     idx = {n: keypoint_index(n) for n in KEYPOINT_NAMES}
     sides = {"left": [], "right": []}
     for seed in range(30):
-        img, k = S.render_person(np.random.default_rng(seed), 640, 360, facing=facing)
+        img, k = render_person(np.random.default_rng(seed), 640, 360, facing=facing)
         x = k[:, 0]
         assert sign * (x[idx["left_shoulder"]] - x[idx["neck"]]) > 0, seed
         assert sign * (x[idx["neck"]] - x[idx["right_shoulder"]]) > 0, seed
@@ -146,15 +154,15 @@ def test_left_and_right_are_on_consistent_sides(facing, sign):
 
 
 def test_outside_rate_pushes_only_hands_and_feet_out():
-    items = S.plan_items(30, 0, 3, 2, 3)
+    items = plan_items(30, 0, 3, 2, 3)
     out_images = 0
     for item in items:
-        _, clean, _ = S.render_item(item, 3, W, H, 2, 3, outside_rate=0.0)
+        _, clean, _ = render_item(item, 3, W, H, 2, 3, outside_rate=0.0)
         assert _inside(clean, W, H).all()
-        _, kps, _ = S.render_item(item, 3, W, H, 2, 3, outside_rate=1.0)
+        _, kps, _ = render_item(item, 3, W, H, 2, 3, outside_rate=1.0)
         outside = ~_inside(kps, W, H)
         out_images += outside.any()
-        assert {KEYPOINT_NAMES[i] for i in np.flatnonzero(outside)} <= set(S.EXTREMITIES)
+        assert {KEYPOINT_NAMES[i] for i in np.flatnonzero(outside)} <= set(EXTREMITIES)
         beyond = np.maximum.reduce([-kps[:, 0], kps[:, 0] - W, -kps[:, 1], kps[:, 1] - H])
         assert beyond.max() <= 0.015 * W + 1e-9  # just outside, not far away
     assert out_images >= len(items) // 2
@@ -162,11 +170,11 @@ def test_outside_rate_pushes_only_hands_and_feet_out():
 
 def test_rerun_is_idempotent_and_removes_stale_images(tmp_path):
     out = tmp_path / "data"
-    S.make_synthetic(out, 6, 2, width=64, height=48, progress=False)
+    make_synthetic(out, 6, 2, width=64, height=48, progress=False)
     first = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    S.make_synthetic(out, 6, 2, width=64, height=48, progress=False)
+    make_synthetic(out, 6, 2, width=64, height=48, progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == first
-    S.make_synthetic(out, 3, 1, width=64, height=48, progress=False)
+    make_synthetic(out, 3, 1, width=64, height=48, progress=False)
     assert len(list((out / "images/train_imgs").iterdir())) == 3
     assert len(pd.read_csv(out / "train_df.csv")) == 3
     assert len(list((out / "images/test_imgs").iterdir())) == 1
@@ -177,13 +185,13 @@ def test_refuses_foreign_folders_and_bad_arguments(tmp_path):
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty and was not written by make_synthetic"):
-        S.make_synthetic(foreign, 2, 1, width=64, height=48, progress=False)
+        make_synthetic(foreign, 2, 1, width=64, height=48, progress=False)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     with pytest.raises(ValueError, match="n_train >= 1"):
-        S.make_synthetic(tmp_path / "x", 0, 1, progress=False)
+        make_synthetic(tmp_path / "x", 0, 1, progress=False)
     with pytest.raises(ValueError, match="too small"):
-        S.make_synthetic(tmp_path / "x", 1, 1, width=16, height=16, progress=False)
-    assert S.main(["--out", str(foreign), "--train", "1", "--test", "1", "--quiet"]) == 2
+        make_synthetic(tmp_path / "x", 1, 1, width=16, height=16, progress=False)
+    assert make_synthetic_main(["--out", str(foreign), "--train", "1", "--test", "1", "--quiet"]) == 1
 
 
 def test_cli_writes_the_layout(tmp_path):

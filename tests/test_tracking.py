@@ -12,8 +12,8 @@ import pytest
 from detectron2.config import CfgNode
 from detectron2.utils.events import EventStorage
 
-from motion_keypoints import tracking
-from motion_keypoints.tracking import NeptuneHook, neptune_enabled
+from motion_keypoints.engine import tracking
+from motion_keypoints.engine.tracking import NeptuneHook, neptune_enabled
 
 SECRET = "S3cr3t-api-key-do-not-print"
 NEPTUNE_ENV = (
@@ -54,8 +54,9 @@ def train(hook, iterations=45, val_every=25, best=None):
     """Drive the hook like detectron2's trainer loop, with losses, lr and a validation metric."""
     storage = EventStorage(0)
     trainer = SimpleNamespace(iter=0, storage=storage)
-    if best is not None:
-        trainer.best_checkpoint = best
+    if best is not None:  # the trainer's best-checkpoint hook (engine.hooks.BestCheckpointer)
+        record = best if isinstance(best, dict) else {"path": str(best)}
+        trainer._hooks = [SimpleNamespace(), SimpleNamespace(best_record=record)]
     hook.trainer = trainer
     with storage:
         hook.before_train()
@@ -103,7 +104,7 @@ def test_disabled_tracking_never_imports_neptune(tmp_path):
     code = textwrap.dedent(
         f"""
         import sys
-        from motion_keypoints.tracking import build_tracking_hook, make_neptune_hook
+        from motion_keypoints.engine.tracking import build_tracking_hook, make_neptune_hook
         assert make_neptune_hook(False, {{"a": 1}}, "run", {str(tmp_path)!r}, env={{}}) is None
         class Cfg:
             OUTPUT_DIR = {str(tmp_path)!r}
@@ -260,13 +261,14 @@ def test_a_neptune_error_during_training_switches_the_hook_off(clean_env, tmp_pa
     assert "NEPTUNE_DATA_DIRECTORY" not in tracking.os.environ
 
 
-def test_best_checkpoint_prefers_the_trainer_attribute(tmp_path):
+def test_best_checkpoint_prefers_the_trainers_best_checkpoint_hook(tmp_path):
     hook = NeptuneHook({}, "run-g", tmp_path)
     hook.trainer = SimpleNamespace()
     assert hook.best_checkpoint() is None
     (tmp_path / "best_checkpoint.json").write_text(json.dumps({"path": "a.pth", "iteration": 3}))
     assert hook.best_checkpoint() == {"path": "a.pth", "iteration": 3}
-    hook.trainer.best_checkpoint = {"path": tmp_path / "b.pth", "val_rmse": 1.5}
+    best = SimpleNamespace(best_record={"path": tmp_path / "b.pth", "val_rmse": 1.5})
+    hook.trainer._hooks = [SimpleNamespace(), best]
     assert hook.best_checkpoint() == {"path": str(tmp_path / "b.pth"), "val_rmse": 1.5}
 
 

@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 from conftest import REPO, run_script, tiny_opts
 
-from motion_keypoints import data as D
-from motion_keypoints.keypoints import COORD_COLUMNS
-from motion_keypoints.metrics import mean_pose_baseline, rmse
+from motion_keypoints.data.layout import DataPaths
+from motion_keypoints.evaluation.metrics import mean_pose_baseline, rmse
+from motion_keypoints.io.images import image_size
+from motion_keypoints.io.tables import keypoints_array, read_keypoint_csv
+from motion_keypoints.meta import COORD_COLUMNS
 
 
 def _metrics_lines(run):
@@ -31,13 +33,13 @@ def test_learning_tiny_cpu_beats_the_mean_pose_baseline(learned_run, learn_data)
     model alone (the trainer's evaluator, no TTA) at most 30 %."""
     info = json.loads((learned_run / "run_info.json").read_text())
     split = json.loads((learned_run / "split.json").read_text())
-    paths = D.DataPaths.from_root(learn_data)
-    df = D.read_keypoint_csv(paths.train_csv)
+    paths = DataPaths.from_root(learn_data)
+    df = read_keypoint_csv(paths.train_csv)
     val = df[df["image"].isin(split["val"])]
     train = df[~df["image"].isin(split["val"])]
-    size = lambda rows: np.array([D.image_size(paths.train_images / n) for n in rows["image"]], float)  # noqa: E731
-    truth = D.keypoints_array(val)
-    baseline = rmse(mean_pose_baseline(D.keypoints_array(train), size(train), size(val)), truth)
+    size = lambda rows: np.array([image_size(paths.train_images / n) for n in rows["image"]], float)  # noqa: E731
+    truth = keypoints_array(val)
+    baseline = rmse(mean_pose_baseline(keypoints_array(train), size(train), size(val)), truth)
 
     run_script("predict", "--run", learned_run, "--data-root", learn_data, "--split", "val", "--flip-tta")
     pred = pd.read_csv(learned_run / "predictions_val.csv").set_index("image").loc[list(val["image"])]

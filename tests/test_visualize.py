@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from motion_keypoints.keypoints import (
+from motion_keypoints.meta import (
     CENTER_COLOR,
     KEYPOINT_NAMES,
     LEFT_COLOR,

@@ -1,7 +1,8 @@
-"""motion-keypoints: an ensemble of Detectron2 Keypoint R-CNN models for body keypoints.
+"""motion-keypoints: an ensemble of keypoint models (Detectron2 Keypoint R-CNN) for 24 body
+keypoints.
 
-Importing this package is cheap: detectron2 and torch are imported by the modules that need them,
-always through :mod:`motion_keypoints.compat`.
+Importing this package is cheap: detectron2 and torch are imported by the modules that need them
+(``models/``, ``engine/``), never at package import.
 """
 
 __version__ = "0.1.0"

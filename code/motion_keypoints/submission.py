@@ -1,56 +1,25 @@
 """The competition file: written in ``sample_submission.csv``'s exact columns and row order, and a
 checker that names every problem of any submission file (line and column).
 
-``python code/check_submission.py --data-root DIR FILE`` runs :func:`main`.
+``python code/check_submission.py --data-root DIR FILE`` runs
+:mod:`motion_keypoints.cli.check_submission`.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import math
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
-from .data import DataError, DataPaths, Problem
-from .keypoints import KEYPOINT_NAMES
+from .io.problems import DataError, Problem
+from .io.tables import coordinate_problem, read_raw_csv
+from .meta import KEYPOINT_NAMES
 from .utils import PathLike, atomic_path
 
-#: A CSV read as text: header fields and ``(line number, fields)`` for each data line.
-RawCsv = Tuple[List[str], List[Tuple[int, List[str]]]]
 
-
-def read_raw_csv(path: PathLike) -> RawCsv:
-    """Header and data lines of a CSV, as text, with their 1-based line numbers (header: line 1).
-
-    Blank lines are skipped. Raises :class:`DataError` when the file is missing, empty or not text.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError([Problem(str(path), None, None, "file not found")])
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header: List[str] | None = None
-            rows: List[Tuple[int, List[str]]] = []
-            for fields in reader:
-                if not fields:
-                    continue
-                if header is None:
-                    header = [h.strip() for h in fields]
-                else:
-                    rows.append((reader.line_num, fields))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError([Problem(str(path), None, None, f"not a UTF-8 CSV file ({exc})")]) from None
-    if header is None:
-        raise DataError([Problem(str(path), None, None, "empty file: no header line")])
-    return header, rows
-
-
-def _sample_layout(sample_submission: PathLike) -> Tuple[List[str], List[str]]:
+def sample_layout(sample_submission: PathLike) -> Tuple[List[str], List[str]]:
     """Columns and image order of ``sample_submission.csv``."""
     header, rows = read_raw_csv(sample_submission)
     if not header or header[0] != "image":
@@ -58,22 +27,6 @@ def _sample_layout(sample_submission: PathLike) -> Tuple[List[str], List[str]]:
             [Problem(str(sample_submission), 1, None, "first column must be 'image'")]
         )
     return header, [fields[0].strip() for _, fields in rows]
-
-
-def _cell_problem(text: str) -> str | None:
-    """Why a cell is not a finite number (None when it is one)."""
-    value = text.strip()
-    if not value:
-        return "empty value"
-    try:
-        number = float(value)
-    except ValueError:
-        return f"not a number: {text!r}"
-    if math.isnan(number):
-        return f"NaN value ({text!r}): every coordinate needs a finite number"
-    if math.isinf(number):
-        return f"infinite value ({text!r})"
-    return None
 
 
 def check_submission(path: PathLike, sample_submission: PathLike) -> List[Problem]:
@@ -84,7 +37,7 @@ def check_submission(path: PathLike, sample_submission: PathLike) -> List[Proble
     Problems carry the file, line (header: 1) and column.
     """
     name = str(path)
-    expected, expected_images = _sample_layout(sample_submission)
+    expected, expected_images = sample_layout(sample_submission)
     try:
         header, rows = read_raw_csv(path)
     except DataError as exc:
@@ -147,7 +100,7 @@ def check_submission(path: PathLike, sample_submission: PathLike) -> List[Proble
             seen_at[image] = line
             found.append(image)
         for j, col in value_cols:
-            why = _cell_problem(fields[j])
+            why = coordinate_problem(fields[j])
             if why:
                 problems.append(Problem(name, line, col, why))
     for i, image in enumerate(expected_images):
@@ -189,7 +142,7 @@ def submission_frame(
             "for the images and keypoints given"
         )
     sample = str(sample_submission)
-    expected, expected_images = _sample_layout(sample_submission)
+    expected, expected_images = sample_layout(sample_submission)
     columns = ["image"] + [f"{n}_{axis}" for n in names for axis in ("x", "y")]
     problems: List[Problem] = []
     for col in expected:
@@ -240,33 +193,3 @@ def write_submission(
         if problems:
             raise DataError(problems)
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="check_submission.py",
-        description="Validate a submission file against the data's sample_submission.csv.",
-    )
-    parser.add_argument("file", help="submission CSV to check")
-    parser.add_argument("--data-root", required=True, help="data folder with sample_submission.csv")
-    parser.add_argument(
-        "--max-problems", type=int, default=50, help="list at most this many problems (0: all)"
-    )
-    args = parser.parse_args(argv)
-    sample = DataPaths.from_root(args.data_root).sample_submission
-    try:
-        problems = check_submission(args.file, sample)
-    except DataError as exc:
-        print(f"cannot check against {sample}:\n{exc}")
-        return 2
-    if not problems:
-        _, images = _sample_layout(sample)
-        print(f"OK: {args.file}: {len(images)} images in the columns and row order of {sample}")
-        return 0
-    shown = problems if args.max_problems <= 0 else problems[: args.max_problems]
-    for p in shown:
-        print(p)
-    if len(shown) < len(problems):
-        print(f"... {len(problems) - len(shown)} more (--max-problems 0 lists all)")
-    print(f"INVALID: {args.file}: {len(problems)} problem(s)")
-    return 1

@@ -1,5 +1,5 @@
 """Pictures of predictions: the skeleton drawn in colour (left warm, right cool, centre green, the
-colours of :data:`keypoints.SKELETON`) and grids of random samples.
+colours of :data:`meta.SKELETON`) and grids of random samples.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .keypoints import CENTER_COLOR, KEYPOINT_NAMES, LEFT_COLOR, RIGHT_COLOR, skeleton_indices
+from .meta import CENTER_COLOR, KEYPOINT_NAMES, LEFT_COLOR, RIGHT_COLOR, skeleton_indices
 from .utils import PathLike, atomic_path
 
 Color = Tuple[int, int, int]

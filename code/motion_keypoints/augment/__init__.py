@@ -1,0 +1,2 @@
+"""Augmentation sets: configs (:mod:`.config`), transforms (:mod:`.ops`) and rendering into image
+folders (:mod:`.render`)."""

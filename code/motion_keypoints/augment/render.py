@@ -1,0 +1,494 @@
+"""Augmentation sets: named albumentations transforms rendered into image folders.
+
+A *set* (declared in ``configs/augmentation.yaml``) is a list of transform names, a number of
+copies and a seed. :func:`build_sets` renders every training image through every transform of
+the set into ``OUT/<set>/images/<stem>__<transform>__<copy>.jpg`` and writes
+``OUT/<set>/annotations.csv`` (the train CSV columns plus ``source_image`` and ``transform``) and
+``OUT/<set>/manifest.json``.
+
+Transform names resolve, in this order, to an entry of the config's ``transforms:`` section, a
+built-in name (:data:`BUILTIN_TRANSFORMS`), or a parametrised name: ``random_crop_<H>x<W>``,
+``center_crop_<H>x<W>`` (height x width, as albumentations) and ``rotate<DEG>``. ``A+B`` applies
+A then B. Horizontal flips also swap the left/right keypoint labels (``meta.FLIP_INDEX``), so
+``left_*`` stays the person's left. Keypoints that leave the frame keep their coordinates.
+Coordinates are the kit's continuous pixel coordinates (see :mod:`motion_keypoints.geometry`),
+rounded to 1/1000 px after a transform.
+
+Reproducibility: every output's randomness comes from (set seed, source image, transform, copy)
+only, so results do not depend on the number of workers or their order.
+
+Resume: a source image is finished when all its JPEGs exist (each written to a temporary name,
+then renamed) and its record ``OUT/<set>/records/<image>.json`` (the keypoints of its outputs,
+written after the JPEGs) exists. A re-run skips finished images and rebuilds ``annotations.csv``
+from the records. The manifest holds a hash of the resolved set definition, the source CSV and
+the library versions; when it differs, the set is rebuilt from scratch.
+
+Configs are :mod:`.config`, transforms :mod:`.ops`; the command line is
+:mod:`motion_keypoints.cli.augmentation`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
+
+import numpy as np
+
+from .. import __version__
+from ..data.layout import DataPaths, load_train_df, validate_data_root
+from ..io.images import write_jpeg
+from ..io.tables import keypoints_array, keypoints_frame, write_keypoint_csv
+from ..meta import KEYPOINT_NAMES
+from ..utils import atomic_path, atomic_write_text, file_sha256
+from .config import AugmentationConfig, SetDef, load_augmentation_config
+from .ops import (
+    AugmentationError,
+    Chain,
+    _albu_ops,
+    _albumentations,
+    _apply_chain,
+    _compose,
+    is_deterministic,
+    task_seed,
+)
+
+#: Bump when the layout or the rendering of a set changes: existing sets are then rebuilt.
+AUGMENT_FORMAT = 1
+
+EXTRA_COLUMNS = ("source_image", "transform")
+
+# --------------------------------------------------------------------------- one image
+
+
+def transform_dict(
+    config: AugmentationConfig | None = None,
+    image_size: Tuple[int, int] = (1920, 1080),
+    fuse: bool = True,
+) -> Dict[str, Any]:
+    """Every named transform of a config (built-ins, its ``transforms:`` section and the names
+    its sets use) as an ``A.Compose`` with keypoints, for a ``(width, height)`` image.
+
+    Flips mirror x only here; :func:`augment_image` also swaps the left/right labels.
+    ``fuse=False`` keeps a rotation and the crop after it as two transforms (plain albumentations).
+    """
+    config = config or load_augmentation_config()
+    width, height = image_size
+    out = {}
+    names = config.known_names() + [t for s in config.sets.values() for t in s.transforms]
+    for name in dict.fromkeys(names):
+        ops, _ = _albu_ops(config.resolve(name), (height, width), config.oversize, fuse)
+        out[name] = _compose(ops)
+    return out
+
+
+def augment_image(
+    image: np.ndarray,
+    keypoints,
+    transform: str,
+    seed: int = 0,
+    config: AugmentationConfig | None = None,
+    label: str = "image",
+):
+    """Apply one named transform: ``(image, keypoints (K, 2), notes)``.
+
+    Keypoints follow the pixels (a flip also swaps the left/right labels); keypoints that leave
+    the frame keep their coordinates. Raises :class:`AugmentationError` on NaN keypoints.
+    """
+    config = config or load_augmentation_config()
+    chain = config.resolve(transform)
+    return _apply_chain(
+        image, keypoints, chain, seed, config.oversize, f"{label}: transform {transform!r}"
+    )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class _Output:
+    image: str
+    transform: str
+    copy: int
+    chain: Chain
+    seed: int
+
+
+@dataclass(frozen=True)
+class _Task:
+    source: str
+    image: str
+    keypoints: Tuple[Tuple[float, float], ...]
+    outputs: Tuple[_Output, ...]
+    images_dir: str
+    records_dir: str
+    jpeg_quality: int
+    oversize: str
+
+
+def _render_source(task: _Task) -> dict:
+    """Render all outputs of one source image, then write its record. Runs in a worker."""
+    import cv2
+
+    image = None
+    outputs = []
+    for out in task.outputs:
+        dst = Path(task.images_dir) / out.image
+        if all(kind == "identity" for kind, _ in out.chain) and task.source.lower().endswith(
+            (".jpg", ".jpeg")
+        ):
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(task.source, tmp)
+            kps, notes = np.asarray(task.keypoints, np.float64), []
+        else:
+            if image is None:
+                image = cv2.imread(task.source, cv2.IMREAD_COLOR)
+                if image is None:
+                    raise AugmentationError(f"{task.source}: cannot be decoded as an image")
+            label = f"{task.source}: transform {out.transform!r} (copy {out.copy})"
+            img, kps, notes = _apply_chain(
+                image, task.keypoints, out.chain, out.seed, task.oversize, label
+            )
+            write_jpeg(dst, img, task.jpeg_quality)
+        outputs.append(
+            {
+                "image": out.image,
+                "transform": out.transform,
+                "copy": out.copy,
+                "keypoints": kps.tolist(),
+                "notes": notes,
+            }
+        )
+    record = {"source_image": task.image, "outputs": outputs}
+    atomic_write_text(Path(task.records_dir) / f"{task.image}.json", json.dumps(record))
+    return record
+
+
+def _init_worker() -> None:
+    """One image per process: OpenCV runs single-threaded. 0 (not 1) also keeps a forked child
+    away from the parent's OpenCV thread pool, which it inherits without its threads."""
+    import cv2
+
+    cv2.setNumThreads(0)
+
+
+def _read_record(path: Path, outputs: Sequence[_Output], images_dir: Path) -> dict | None:
+    """The record of a finished source image, or None when it must be (re)rendered."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    names = [o["image"] for o in record.get("outputs", [])]
+    if names != [o.image for o in outputs]:
+        return None
+    if not all((images_dir / n).is_file() for n in names):
+        return None
+    return record
+
+
+def _versions() -> Dict[str, str]:
+    import cv2
+
+    return {
+        "motion_keypoints": __version__,
+        "albumentations": _albumentations().__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _definition(config: AugmentationConfig, set_def: SetDef) -> dict:
+    return {
+        "name": set_def.name,
+        "description": set_def.description,
+        "transforms": list(set_def.transforms),
+        "resolved": {
+            t: [{"type": k, **p} for k, p in config.resolve(t)] for t in set_def.transforms
+        },
+        "copies": set_def.copies,
+        "seed": set_def.seed,
+        "jpeg_quality": config.jpeg_quality,
+        "oversize": config.oversize,
+    }
+
+
+def _set_hash(definition: dict, csv_sha256: str, versions: Dict[str, str]) -> str:
+    payload = {
+        "format": AUGMENT_FORMAT,
+        "definition": definition,
+        "source_csv_sha256": csv_sha256,
+        "versions": {k: versions[k] for k in ("motion_keypoints", "albumentations", "opencv")},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _plan(df, set_def: SetDef, config: AugmentationConfig) -> List[Tuple[str, List[_Output]]]:
+    """Per source image (CSV order): its outputs in set order, then copy order."""
+    chains = {t: config.resolve(t) for t in set_def.transforms}
+    plan = []
+    for image in df["image"]:
+        stem = Path(image).stem
+        outs = []
+        for t in set_def.transforms:
+            copies = 1 if is_deterministic(chains[t]) else set_def.copies
+            for c in range(copies):
+                seed = task_seed(set_def.seed, image, t, c)
+                outs.append(_Output(f"{stem}__{t}__{c}.jpg", t, c, chains[t], seed))
+        plan.append((image, outs))
+    return plan
+
+
+def _reset_set(set_dir: Path) -> None:
+    for sub in ("images", "records"):
+        if (set_dir / sub).exists():
+            shutil.rmtree(set_dir / sub)
+    for name in ("annotations.csv", "manifest.json"):
+        (set_dir / name).unlink(missing_ok=True)
+
+
+def _stale_check(set_dir: Path, expected_hash: str) -> str | None:
+    """Why an existing set folder cannot be resumed (None: it can, or there is nothing)."""
+    manifest = set_dir / "manifest.json"
+    if manifest.is_file():
+        try:
+            old = json.loads(manifest.read_text()).get("hash")
+        except ValueError:
+            return "its manifest.json is unreadable"
+        if old != expected_hash:
+            return (
+                "the set definition, the source CSV or the library versions changed "
+                "(manifest hash differs)"
+            )
+        return None
+    if any((set_dir / sub).exists() for sub in ("images", "records", "annotations.csv")):
+        return "it has outputs but no manifest.json"
+    return None
+
+
+def _run_tasks(tasks: List[_Task], workers: int, name: str, progress: bool) -> List[dict]:
+    from tqdm import tqdm
+
+    records = []
+    total = sum(len(t.outputs) for t in tasks)
+    progress = progress and total > 0
+    if workers <= 1 or len(tasks) <= 1:
+        with tqdm(total=total, unit="img", desc=name, disable=not progress) as bar:
+            for task in tasks:
+                records.append(_render_source(task))
+                bar.update(len(task.outputs))
+        return records
+    # fork starts workers at once (the parent has albumentations loaded); elsewhere spawn.
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker) as pool:
+        with tqdm(total=total, unit="img", desc=name, disable=not progress) as bar:
+            for record in pool.imap_unordered(_render_source, tasks, chunksize=1):
+                records.append(record)
+                bar.update(len(record["outputs"]))
+    return records
+
+
+def _summarise_notes(records: Iterable[dict]) -> Dict[str, Dict[str, int]]:
+    adjusted: Dict[str, Dict[str, int]] = {}
+    for record in records:
+        for out in record["outputs"]:
+            for note in out["notes"]:
+                per = adjusted.setdefault(out["transform"], {})
+                per[note] = per.get(note, 0) + 1
+    return {t: dict(sorted(v.items())) for t, v in sorted(adjusted.items())}
+
+
+def build_set(
+    data_root,
+    out,
+    set_name: str,
+    config: AugmentationConfig,
+    df,
+    csv_sha256: str,
+    workers: int,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Render one set of an already validated data root; see :func:`build_sets`."""
+    t0 = time.perf_counter()
+    paths = DataPaths.from_root(data_root)
+    set_def = config.get_set(set_name)
+    set_dir = Path(out) / set_name
+    images_dir, records_dir = set_dir / "images", set_dir / "records"
+    versions = _versions()
+    definition = _definition(config, set_def)
+    digest = _set_hash(definition, csv_sha256, versions)
+
+    reason = _stale_check(set_dir, digest)
+    if reason:
+        print(f"{set_name}: {reason}: rebuilding the set from scratch", flush=True)
+        _reset_set(set_dir)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    records_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "set": set_name,
+        "status": "running",
+        "hash": digest,
+        "definition": definition,
+        "source": {
+            "data_root": str(paths.root),
+            "train_csv": str(paths.train_csv),
+            "sha256": csv_sha256,
+        },
+        "limit": limit,
+        "versions": versions,
+    }
+    atomic_write_text(set_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    for leftover in [*images_dir.glob(".*.tmp*"), *records_dir.glob(".*.tmp*")]:
+        leftover.unlink()
+
+    rows = df if limit is None else df.iloc[:limit]
+    kps = keypoints_array(rows)
+    plan = _plan(rows, set_def, config)
+    records: Dict[str, dict] = {}
+    tasks: List[_Task] = []
+    for (image, outs), pts in zip(plan, kps):
+        record = _read_record(records_dir / f"{image}.json", outs, images_dir)
+        if record is not None:
+            records[image] = record
+            continue
+        tasks.append(
+            _Task(
+                str(paths.train_images / image),
+                image,
+                tuple(map(tuple, pts.tolist())),
+                tuple(outs),
+                str(images_dir),
+                str(records_dir),
+                config.jpeg_quality,
+                config.oversize,
+            )
+        )
+    t_render = time.perf_counter()
+    for record in _run_tasks(tasks, workers, set_name, progress):
+        records[record["source_image"]] = record
+    render_seconds = time.perf_counter() - t_render
+
+    expected_images = {o.image for _, outs in plan for o in outs}
+    expected_records = {f"{image}.json" for image, _ in plan}
+    stale = [p for p in images_dir.iterdir() if p.name not in expected_images]
+    stale += [p for p in records_dir.iterdir() if p.name not in expected_records]
+    for p in stale:
+        p.unlink()
+
+    rows_out = [
+        (records[image]["source_image"], o) for image, _ in plan for o in records[image]["outputs"]
+    ]
+    frame = keypoints_frame(
+        [o["image"] for _, o in rows_out],
+        np.array([o["keypoints"] for _, o in rows_out], np.float64).reshape(
+            len(rows_out), len(KEYPOINT_NAMES), 2
+        ),
+        extra={
+            "source_image": [source for source, _ in rows_out],
+            "transform": [o["transform"] for _, o in rows_out],
+        },
+    )
+    write_keypoint_csv(frame, set_dir / "annotations.csv")
+    adjusted = _summarise_notes(records[image] for image, _ in plan)
+    wall = time.perf_counter() - t0
+    n_rendered = sum(len(t.outputs) for t in tasks)
+    summary = {
+        "set": set_name,
+        "dir": str(set_dir),
+        "source_images": len(plan),
+        "outputs": len(rows_out),
+        "rendered": n_rendered,
+        "skipped": len(rows_out) - n_rendered,
+        "stale_removed": len(stale),
+        "rebuilt": reason,
+        "workers": workers,
+        "wall_seconds": round(wall, 3),
+        "render_seconds": round(render_seconds, 3),
+        "images_per_second": round(n_rendered / render_seconds, 2) if n_rendered else None,
+        "adjusted": adjusted,
+    }
+    counts = ("source_images", "outputs", "rendered", "skipped", "stale_removed")
+    manifest.update(
+        status="complete",
+        counts={k: summary[k] for k in counts},
+        adjusted=adjusted,
+        workers=workers,
+        wall_seconds=summary["wall_seconds"],
+        render_seconds=summary["render_seconds"],
+    )
+    atomic_write_text(set_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return summary
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def build_sets(
+    data_root,
+    out="augmented",
+    set_names: Sequence[str] = ("demo",),
+    workers: int | None = None,
+    limit: int | None = None,
+    config=None,
+    progress: bool = True,
+) -> List[dict]:
+    """Validate the data root, then render each named set into ``out/<set>``.
+
+    Returns one summary dict per set (counts, ``rendered``/``skipped``, wall time, adjustments).
+    Unknown set names fail before any work, with the closest known name.
+    """
+    if not isinstance(config, AugmentationConfig):
+        config = load_augmentation_config(config)
+    for name in set_names:
+        config.get_set(name)
+    if limit is not None and limit < 1:
+        raise AugmentationError(f"--limit must be a positive number of images, got {limit}")
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise AugmentationError(f"--workers must be at least 1, got {workers}")
+    paths = DataPaths.from_root(data_root)
+    validate_data_root(paths.root, splits=("train",))
+    df = load_train_df(paths.root)  # label_overrides.csv applied
+    stems = [Path(i).stem for i in df["image"]]
+    clash = sorted(s for s, n in Counter(stems).items() if n > 1)
+    if clash:
+        raise AugmentationError(
+            f"{paths.train_csv}: images {', '.join(clash[:5])} share a file stem with another "
+            "image; rename them so that output names stay unique"
+        )
+    # The labels the set is made from: the CSV and, when present, its overrides.
+    csv_sha256 = file_sha256(paths.train_csv)
+    if paths.overrides.is_file():
+        csv_sha256 = f"{csv_sha256}+{file_sha256(paths.overrides)}"
+    summaries = []
+    for name in set_names:
+        s = build_set(paths.root, out, name, config, df, csv_sha256, workers, limit, progress)
+        rate = f", {s['images_per_second']:.1f} img/s" if s["images_per_second"] else ""
+        n_adjusted = sum(sum(v.values()) for v in s["adjusted"].values())
+        adjusted = (
+            f"; {n_adjusted} outputs adjusted (crop larger than the image, see manifest.json)"
+            if n_adjusted
+            else ""
+        )
+        print(
+            f"{name}: {s['outputs']} images from {s['source_images']} sources "
+            f"({s['rendered']} rendered, {s['skipped']} already done) in {s['wall_seconds']:.1f}s "
+            f"with {workers} worker(s){rate} -> {s['dir']}{adjusted}",
+            flush=True,
+        )
+        summaries.append(s)
+    return summaries

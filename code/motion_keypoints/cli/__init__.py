@@ -1,0 +1,2 @@
+"""The commands: one module per command with ``main(argv) -> int``; ``code/<command>.py`` are
+three-line shims around them. Every command runs in :func:`._run.run_command`."""

@@ -1,0 +1,61 @@
+"""``python code/check_data.py --data-root DIR [--audit]``: check a data root before training.
+
+Exit status 0 when the data is usable, 1 with one line per problem (file, line, column)
+otherwise. The logic is :func:`motion_keypoints.data.check.check_data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from ..io.images import IMAGE_CHECK_LEVELS
+from ..io.problems import MAX_SHOWN
+from ._run import run_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="check_data.py",
+        description="Validate a data root (CSVs, image files, keypoints) and print a summary. "
+                    "Exit status 0 when the data is usable, 1 with one line per problem otherwise.")
+    parser.add_argument("--data-root", default="data",
+                        help="folder with train_df.csv, sample_submission.csv and images/ "
+                             "(default: %(default)s)")
+    parser.add_argument("--check-images", choices=IMAGE_CHECK_LEVELS, default="decode",
+                        help="exists: files present; header: sizes read, truncated JPEGs caught; "
+                             "decode: every image decoded, also catching corrupt data "
+                             "(default: %(default)s)")
+    parser.add_argument("--max-shown", type=int, default=MAX_SHOWN,
+                        help="problems/warnings printed before '... and N more' (default: %(default)s)")
+    parser.add_argument("--audit", action="store_true",
+                        help="also audit the training labels: rank suspicious annotations "
+                             "(left/right swaps, bones far too long, isolated points), write "
+                             "audit.csv, suggested_overrides.csv and a picture per flagged image "
+                             "(findings are warnings: the exit status stays 0)")
+    parser.add_argument("--audit-out", default="outputs/audit",
+                        help="folder for the audit's outputs (default: %(default)s)")
+    parser.add_argument("--audit-top", type=int, default=20,
+                        help="findings printed (all are in audit.csv; default: %(default)s)")
+    return parser
+
+
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from ..data.check import check_data
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.audit_top < 0:
+        parser.error(f"--audit-top must be >= 0, got {args.audit_top}")
+    return check_data(args.data_root, args.check_images, args.max_shown, args.audit,
+                      args.audit_out, args.audit_top)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

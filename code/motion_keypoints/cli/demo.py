@@ -1,0 +1,147 @@
+"""The whole pipeline in one command, on the kit's synthetic data (``make demo``).
+
+Each stage runs the user command (``python -m motion_keypoints.cli.<stage> ...``, what
+``python code/<stage>.py`` runs) in a subprocess from the current folder, so the demo exercises
+exactly the README's real workflow: synthetic data -> check -> augmentation
+sets -> one tiny-cpu model per set -> prediction with flip TTA -> ensemble -> submission.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Sequence
+
+from ..errors import UserError
+from ._run import run_command
+
+
+class StageError(UserError, RuntimeError):
+    pass
+
+
+def _run(stage: str, args: List[str], log: Path) -> float:
+    """Run ``python -m motion_keypoints.cli.<stage> args`` (= ``python code/<stage>.py args``) in
+    the current folder; its output goes to the terminal and to ``log``."""
+    cmd = [sys.executable, "-m", f"motion_keypoints.cli.{stage}", *args]
+    print(f"\n==> {stage}: python code/{stage}.py {shlex.join(args)}", flush=True)
+    t0 = time.perf_counter()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            f.write(line)
+            if not line.startswith("[") or " d2." not in line:  # keep detectron2's chatter in the log
+                sys.stdout.write(line)
+        rc = proc.wait()
+    if rc != 0:
+        raise StageError(f"stage {stage} failed (exit {rc}); see {log}")
+    return time.perf_counter() - t0
+
+
+def run_demo(
+    out: Path = Path("outputs/demo"),
+    n_train: int = 400,
+    n_test: int = 40,
+    width: int = 384,
+    height: int = 216,
+    sets: Sequence[str] = ("demo", "demo_crop"),
+    config: str = "configs/tiny-cpu.yaml",
+    iters: int = 400,
+    seed: int = 0,
+    submission: Path = Path("submissions/submission.csv"),
+    extra_opts: Sequence[str] = (),
+) -> dict:
+    """Run every stage; returns paths and timings."""
+    from ..models.rcnn.config import schedule_opts
+
+    if not Path(config).is_file():
+        raise StageError(
+            f"config file {config} not found in {Path.cwd()}: run the demo from the repository "
+            "root (make demo) or pass --config-file"
+        )
+    t0 = time.perf_counter()
+    out = Path(out)
+    data = out / "synthetic"
+    augmented = out / "augmented"
+    log = out / "demo.log"
+    times = {}
+    times["synthetic"] = _run(
+        "make_synthetic",
+        ["--out", str(data), "--train", str(n_train), "--test", str(n_test),
+         "--width", str(width), "--height", str(height), "--seed", str(seed),
+         "--cameras-per-clip", "2", "--frames-per-camera", "1"],
+        log,
+    )
+    times["check"] = _run("check_data", ["--data-root", str(data)], log)
+    times["augmentation"] = _run(
+        "augmentation", ["--data-root", str(data), "--out", str(augmented), "--sets", ",".join(sets)], log
+    )
+    runs = []
+    for name in sets:
+        run = out / "runs" / name
+        opts = [
+            "DATA.ROOT", str(data), "DATA.AUGMENTED_DIR", str(augmented), "DATA.AUG_SET", name,
+            "OUTPUT_DIR", str(run), *schedule_opts(iters), *extra_opts,
+        ]
+        resume = ["--resume"] if (run / "last_checkpoint").is_file() else []
+        times[f"train {name}"] = _run("train", ["--config-file", config, *resume, *opts], log)
+        runs.append(run)
+    for run in runs:
+        for split in ("val", "test"):
+            times[f"predict {run.name} {split}"] = _run(
+                "predict", ["--run", str(run), "--data-root", str(data), "--split", split, "--flip-tta"], log
+            )
+    run_args = [str(r) for r in runs]
+    times["ensemble val"] = _run(
+        "ensemble", ["--runs", *run_args, "--data-root", str(data), "--split", "val",
+                     "--out", str(out / "ensemble" / "predictions_val.csv")], log,
+    )
+    times["ensemble test"] = _run(
+        "ensemble", ["--runs", *run_args, "--data-root", str(data), "--split", "test",
+                     "--out", str(submission)], log,
+    )
+    times["check submission"] = _run(
+        "check_submission", ["--data-root", str(data), str(submission)], log
+    )
+    total = time.perf_counter() - t0
+    samples = Path(submission).parent / "samples"
+    print(
+        f"\ndemo done in {total / 60:.1f} min: {len(runs)} models ({', '.join(sets)}), "
+        f"submission {submission}, pictures in {samples} and {out}/runs/*/samples, log {log}"
+    )
+    return {"submission": Path(submission), "runs": runs, "data": data, "seconds": total, "times": times}
+
+
+def _main(argv) -> int:
+    p = argparse.ArgumentParser(prog="demo.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="outputs/demo", help="working folder of the demo")
+    p.add_argument("--train", type=int, default=400, help="synthetic training images")
+    p.add_argument("--test", type=int, default=40, help="synthetic test images")
+    p.add_argument("--width", type=int, default=384)
+    p.add_argument("--height", type=int, default=216)
+    p.add_argument("--sets", default="demo,demo_crop", help="augmentation sets, one model each")
+    p.add_argument("--config-file", default="configs/tiny-cpu.yaml")
+    p.add_argument("--iters", type=int, default=400, help="training iterations per model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--submission", default="submissions/submission.csv")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="extra config overrides KEY VALUE ...")
+    a = p.parse_args(argv)
+    run_demo(
+        Path(a.out), a.train, a.test, a.width, a.height, [s for s in a.sets.split(",") if s],
+        a.config_file, a.iters, a.seed, Path(a.submission), a.opts,
+    )
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

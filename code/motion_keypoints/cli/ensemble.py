@@ -1,0 +1,50 @@
+"""``python code/ensemble.py``: fuse the predictions of several runs into a submission (test) or
+evaluate the fusion on the validation images (val)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from ._run import run_command
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from ..ensemble.driver import WEIGHT_BY, run_ensemble
+    from ..ensemble.fuse import METHODS
+    from ..io.predictions import PREDICTION_SPLITS
+
+    parser = argparse.ArgumentParser(
+        prog="ensemble.py",
+        description="Fuse the predictions of several runs into a submission (test) or evaluate "
+        "the fusion on the validation images (val).",
+    )
+    parser.add_argument("--runs", nargs="+", required=True, help="run folders (outputs/<run>)")
+    parser.add_argument("--data-root", required=True, help="data folder of the predictions")
+    parser.add_argument("--split", default="test", choices=PREDICTION_SPLITS)
+    parser.add_argument("--method", default="mean", choices=METHODS)
+    parser.add_argument("--weight-by", default="rmse", choices=WEIGHT_BY,
+                        help="weighted: run_info val_rmse (weights ∝ 1/rmse²) or keypoint scores")
+    parser.add_argument("--k", type=float, default=2.0, help="robust: drop members beyond k·σ")
+    parser.add_argument("--out", default=None,
+                        help="output CSV (default: submissions/submission.csv for test, "
+                        "outputs/ensemble/predictions_val.csv for val)")
+    parser.add_argument("--samples", type=int, default=8, help="images per sample grid (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample images")
+    args = parser.parse_args(argv)
+    out = args.out or (
+        "submissions/submission.csv" if args.split == "test" else "outputs/ensemble/predictions_val.csv"
+    )
+    run_ensemble(
+        args.runs, args.data_root, args.split, args.method, out,
+        weight_by=args.weight_by, k=args.k, samples=args.samples, seed=args.seed,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

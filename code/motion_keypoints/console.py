@@ -1,0 +1,146 @@
+"""What a user sees: the kit's own lines on the console, libraries' chatter in the run's log file.
+
+- :func:`quiet_library_warnings` filters the known harmless warnings of the libraries the kit uses,
+  each by its exact message, in this one place. Any other warning, the kit's own included, stays
+  visible.
+- :func:`setup_console` gives the ``motion_keypoints`` logger a plain console handler (message only,
+  printed through tqdm so it never breaks a progress bar).
+- :func:`setup_run_logging` sends detectron2's and fvcore's complete log to ``<run>/log.txt`` and
+  not to the console; the kit's lines go to both.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from typing import Optional
+
+#: (category, regex matched at the start of the message, where it comes from and why it is harmless)
+LIBRARY_WARNINGS = (
+    (
+        FutureWarning,
+        r"`torch\.jit\.script` is deprecated",
+        "fvcore scripts a helper at import time; the kit does not use TorchScript",
+    ),
+    (
+        UserWarning,
+        r"pkg_resources is deprecated as an API",
+        "setuptools' warning, raised by libraries that still import pkg_resources",
+    ),
+    (
+        UserWarning,
+        r"torch\.meshgrid: in an upcoming release, it will be required to pass the indexing",
+        "old callers of torch.meshgrid (detectron2's own call is patched at build time)",
+    ),
+    (
+        UserWarning,
+        r"Creating a tensor from a list of numpy\.ndarrays is extremely slow",
+        "detectron2 structures built from lists (patched at build time for keypoints)",
+    ),
+    (
+        UserWarning,
+        r"The given NumPy array is not writable",
+        "torch.as_tensor on read-only arrays in detectron2's data pipeline; never written to",
+    ),
+    (
+        UserWarning,
+        r"'pin_memory' argument is set as true but no accelerator is found",
+        "detectron2's data loader asks for pinned memory on CPU-only machines",
+    ),
+    (
+        UserWarning,
+        r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`",
+        "detectron2's AMP trainer skips an optimizer step when the loss scale is adjusted",
+    ),
+    (
+        FutureWarning,
+        r"`torch\.cuda\.amp\.(GradScaler|autocast)\(args\.\.\.\)` is deprecated",
+        "detectron2 0.6's AMP trainer uses the old torch.cuda.amp names",
+    ),
+    (
+        FutureWarning,
+        r"You are using `torch\.load` with `weights_only=False`",
+        "fvcore's checkpointer loads the kit's own checkpoints",
+    ),
+)
+
+_KIT_LOGGER = "motion_keypoints"
+
+
+def quiet_library_warnings() -> None:
+    """Ignore the known harmless library warnings above (by exact message); idempotent."""
+    for category, message, _why in LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
+class _TqdmHandler(logging.Handler):
+    """Console lines that do not break an active tqdm progress bar."""
+
+    def __init__(self, stream=None):
+        super().__init__()
+        self.stream = stream or sys.stdout
+
+    def emit(self, record):
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def format(self, record):
+        msg = super().format(record)
+        if record.levelno >= logging.ERROR:
+            return f"error: {msg}"
+        if record.levelno >= logging.WARNING:
+            return f"warning: {msg}"
+        return msg
+
+
+def setup_console(level: int = logging.INFO) -> logging.Logger:
+    """The kit's logger with one plain console handler (idempotent)."""
+    logger = logging.getLogger(_KIT_LOGGER)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
+        handler = _TqdmHandler()
+        handler.setLevel(level)
+        handler.setFormatter(_ConsoleFormatter("%(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
+def setup_run_logging(output_dir: str, rank: int = 0) -> Optional[str]:
+    """detectron2's and fvcore's loggers write to ``<output_dir>/log.txt`` only; the kit's logger
+    writes there too. Call before ``default_setup`` (which then reuses these loggers)."""
+    from detectron2.utils.logger import setup_logger
+
+    # Same arguments as detectron2's default_setup, so its own calls hit setup_logger's cache.
+    loggers = [
+        setup_logger(output_dir, distributed_rank=rank, name="fvcore"),
+        setup_logger(output_dir, distributed_rank=rank),
+    ]
+    for lg in loggers:
+        for h in list(lg.handlers):
+            if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (
+                sys.stdout,
+                sys.stderr,
+            ):
+                lg.removeHandler(h)
+    kit = setup_console()
+    if output_dir and not any(getattr(h, "_kit_run_file", None) == output_dir for h in kit.handlers):
+        for h in list(kit.handlers):  # one run file at a time
+            if getattr(h, "_kit_run_file", None):
+                kit.removeHandler(h)
+        file_handler = next(
+            h for h in loggers[1].handlers if not isinstance(h, _TqdmHandler)
+        )  # detectron2's log.txt stream
+        fh = logging.StreamHandler(file_handler.stream)
+        fh.setFormatter(file_handler.formatter)
+        fh.setLevel(logging.DEBUG)
+        fh._kit_run_file = output_dir  # type: ignore[attr-defined]
+        kit.addHandler(fh)
+    return output_dir

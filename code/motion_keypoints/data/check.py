@@ -1,0 +1,72 @@
+"""The logic of ``check_data.py``: validate a data root, print its summary, optionally audit the
+labels. The command line is :mod:`motion_keypoints.cli.check_data`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..io.problems import MAX_SHOWN, DataError, format_problems
+from .layout import DataPaths, DataReport, validate_data_root
+
+HINT = (
+    "Fix the problems above, then run `python code/check_data.py --data-root {root}` again. "
+    "Expected layout: {root}/train_df.csv, {root}/sample_submission.csv, "
+    "{root}/images/train_imgs/*.jpg, {root}/images/test_imgs/*.jpg; CSV columns: image, then "
+    "NAME_x, NAME_y for each keypoint (motion_keypoints.meta.CSV_COLUMNS)."
+)
+
+
+def format_report(report: DataReport) -> str:
+    """The human summary of a :class:`DataReport` (warnings not included)."""
+    s = report.summary
+    lines = [f"Data root: {s['root']} (images checked: {s['check_images']})"]
+    for split in ("train", "test", "test_labels"):
+        if split not in s:
+            continue
+        info = s[split]
+        text = f"{split}: {info['rows']} rows in {Path(info['csv']).name}"
+        if "files_in_dir" in info:
+            text += (f"; {info['files_in_dir']} files in {info['image_dir']} "
+                     f"({info['unlisted_files']} not listed in the CSV)")
+        lines.append(text)
+        if "image_sizes" in info:
+            lines.append("  image sizes: " + ", ".join(f"{k} ({v} images)"
+                                                       for k, v in info["image_sizes"].items()))
+        if "overrides" in info:
+            lines.append(f"  label overrides: {info['overrides']} keypoints corrected by "
+                         f"{Path(info['overrides_csv']).name}")
+        if info.get("points_outside"):
+            lines.append(f"  keypoints outside their image: {info['points_outside']} in "
+                         f"{info['rows_with_points_outside']} rows (warnings; visibility 0)")
+    lines.append(f"OK: the data is usable ({len(report.warnings)} warnings).")
+    return "\n".join(lines)
+
+
+def check_data(data_root, check_images: str = "decode", max_shown: int = MAX_SHOWN,
+               audit: bool = False, audit_out="outputs/audit", audit_top: int = 20) -> int:
+    """Validate ``data_root`` and print the summary (warnings and problems to stderr); with
+    ``audit``, audit the labels too. 0 when the data is usable, 1 otherwise."""
+    try:
+        report = validate_data_root(data_root, check_images=check_images)
+    except DataError as exc:
+        print(f"check_data: {len(exc.problems)} problem(s) in {data_root}:", file=sys.stderr)
+        for line in format_problems(exc.problems, max_shown):
+            print(line, file=sys.stderr)
+        print(HINT.format(root=data_root), file=sys.stderr)
+        return 1
+    for line in format_problems(report.warnings, max_shown):
+        print(f"warning: {line}", file=sys.stderr)
+    print(format_report(report))
+    if audit:
+        from .audit import audit as run_audit
+        from .audit_report import format_findings, write_audit
+
+        found = run_audit(data_root)
+        written = write_audit(found, audit_out)
+        print(format_findings(found, audit_top))
+        print(f"audit: ranked findings in {written['csv']}; {len(found.flagged_images())} "
+              f"pictures in {written['pictures']}; swap fixes to review in "
+              f"{written['overrides']} (copy the rows you accept into "
+              f"{DataPaths.from_root(data_root).overrides})")
+    return 0

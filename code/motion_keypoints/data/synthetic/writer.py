@@ -1,0 +1,235 @@
+"""Synthetic motion-keypoint data: the kit's embedded default for the demo, tests and benchmarks.
+
+Each image shows one articulated figure: a 3-D kinematic skeleton (plausible limb lengths and
+joint angles of exercise-like motions: raises, presses, squats, lunges, bends, planks) seen by an
+orthographic camera and drawn with thick outlined limbs over a textured background. The labels
+are exactly the joint centres, each drawn as a small ring marker (left yellow, right cyan, centre
+magenta), and the limbs of the person's left side are tinted warm, the right side cool, so left
+and right are learnable in front and back views alike.
+
+Data (this module) are written in the competition layout with competition-style names
+``{clip:03d}-1-1-01-Z17_{camera}-{frame:07d}.jpg``: a clip is one person doing one exercise, seen
+by a few of the cameras A-E (same pose at the same frame, different views) over a few neighbouring
+frames. Train and test use disjoint clips; ``test_labels.csv`` holds the true test keypoints.
+Everything is a function of ``(seed, split, clip, camera, frame)``, so an image does not depend
+on the order of generation or on how many images are made.
+
+The person is :mod:`.body`, its drawing :mod:`.render`. The command line is
+:mod:`motion_keypoints.cli.make_synthetic`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from ...io.images import write_jpeg
+from ...io.tables import keypoints_frame, write_keypoint_csv
+from ...meta import KEYPOINT_NAMES
+from ...utils import PathLike, atomic_write_text
+from ..layout import DATA_SPLITS as SPLITS
+from ..naming import CAMERAS, frame_name
+from .body import View, _rng, pose_angles, pose_figure, sample_body, sample_motion
+from .render import _Projector, draw_figure, keypoint_array, place, push_outside, render_background
+
+#: Bump when the rendering changes, so an existing synthetic folder is regenerated.
+GENERATOR_VERSION = 1
+MANIFEST_NAME = "synthetic.json"
+
+# --------------------------------------------------------------------------- the data set
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image of the data set and where it comes from."""
+
+    split: str
+    index: int  # within the split
+    clip: int  # clip index within the split
+    camera_slot: int
+    frame_slot: int
+    name: str
+
+
+def _clip_numbers(n_train_clips: int) -> Dict[str, int]:
+    """First clip number of each split: test clips follow the training clips."""
+    return {"train": 1, "test": 1 + n_train_clips}
+
+
+def _clip_plan(seed: int, split_code: int, clip: int, cameras_per_clip: int):
+    """A clip's generator (for its person and motion), cameras, first frame number and frame step."""
+    crng = _rng(seed, split_code, clip, 0)
+    cams = sorted(crng.choice(len(CAMERAS), cameras_per_clip, replace=False).tolist())
+    return crng, cams, int(crng.integers(1, 300)), int(crng.integers(2, 12))
+
+
+def plan_items(
+    n_train: int, n_test: int, seed: int, cameras_per_clip: int, frames_per_camera: int
+) -> List[ImageItem]:
+    """The images to make, in order, with their competition-style names."""
+    per_clip = cameras_per_clip * frames_per_camera
+    counts = {"train": n_train, "test": n_test}
+    first = _clip_numbers(-(-n_train // per_clip))
+    items = []
+    for split_code, split in enumerate(SPLITS):
+        for i in range(counts[split]):
+            clip, r = divmod(i, per_clip)
+            cam_slot, frame_slot = divmod(r, frames_per_camera)
+            _, cams, frame0, step = _clip_plan(seed, split_code, clip, cameras_per_clip)
+            name = frame_name(first[split] + clip, CAMERAS[cams[cam_slot]], frame0 + frame_slot * step)
+            items.append(ImageItem(split, i, clip, cam_slot, frame_slot, name))
+    return items
+
+
+def render_item(
+    item: ImageItem,
+    seed: int,
+    width: int,
+    height: int,
+    cameras_per_clip: int,
+    frames_per_camera: int,
+    outside_rate: float = 0.0,
+) -> Tuple[np.ndarray, np.ndarray, int]:
+    """Render one planned image: (image BGR before JPEG, keypoints (K, 2), JPEG quality)."""
+    sc = SPLITS.index(item.split)
+    crng, cams, _, step = _clip_plan(seed, sc, item.clip, cameras_per_clip)
+    body, motion = sample_body(crng), sample_motion(crng)
+    plank = motion.exercise == "plank"
+    facing = "back" if crng.random() < 0.35 else "front"
+    base_yaw = (180.0 if facing == "back" else 0.0) + float(crng.uniform(-15, 15))
+    if plank:
+        base_yaw += 90.0 if crng.random() < 0.5 else -90.0
+    phase0, dphase = float(crng.random()), step * float(crng.uniform(0.006, 0.012))
+
+    camera = CAMERAS[cams[item.camera_slot]]
+    vrng = _rng(seed, sc, item.clip, 1, cams[item.camera_slot])
+    offset = {"A": 0.0, "B": 30.0, "C": -30.0, "D": 55.0, "E": -55.0}[camera] * (
+        0.5 if plank else 1.0
+    )
+    view = View(
+        base_yaw + offset + float(vrng.uniform(-8, 8)),
+        float(vrng.uniform(-12, 12)),
+        float(vrng.uniform(-4, 4)),
+    )
+    person_h = vrng.uniform(0.35, 0.85) * height
+    anchor_x, floor_y = vrng.uniform(0.25, 0.75), vrng.uniform(0.78, 0.97)
+    background = render_background(vrng, width, height)
+
+    # Frames are shared by the clip's cameras; a camera places all its frames together.
+    figs = [
+        pose_figure(body, pose_angles(motion, phase0 + f * dphase, _rng(seed, sc, item.clip, 2, f)))
+        for f in range(frames_per_camera)
+    ]
+    fig = figs[item.frame_slot]
+    proj = _Projector(view)
+    place(figs, proj, width, height, person_h, anchor_x, floor_y)
+    irng = _rng(seed, sc, item.clip, 3, item.camera_slot, item.frame_slot)
+    quality = int(irng.integers(75, 96))
+    if irng.random() < outside_rate:
+        shift = push_outside(keypoint_array(fig, proj), width, height, irng)
+        if shift is not None:
+            proj.offset = proj.offset + shift
+    draw_figure(background, fig, body, proj)
+    return background, keypoint_array(fig, proj), quality
+
+
+
+def make_synthetic(
+    out: PathLike,
+    n_train: int,
+    n_test: int,
+    width: int = 1920,
+    height: int = 1080,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    cameras_per_clip: int = 2,
+    frames_per_camera: int = 3,
+    outside_rate: float = 0.03,
+) -> Path:
+    """Write a synthetic data root in the competition layout and return its path.
+
+    ``OUT/train_df.csv``, ``OUT/sample_submission.csv`` (zeros), ``OUT/test_labels.csv`` (true
+    test keypoints), ``OUT/images/{train,test}_imgs/*.jpg`` and ``OUT/synthetic.json`` (the
+    parameters). Same arguments, same bytes. A folder already made with the same arguments is
+    left as it is; one made with other arguments is regenerated (stale images removed); a folder
+    holding data that this function did not write is refused.
+    ``outside_rate`` is the fraction of images with one hand or foot pushed just outside the frame.
+    """
+    out = Path(out)
+    problems = []
+    if n_train < 1 or n_test < 0:
+        problems.append(f"need n_train >= 1 and n_test >= 0, got {n_train} and {n_test}")
+    if width < 32 or height < 32:
+        problems.append(f"image size {width}x{height} is too small: use at least 32x32")
+    if not 1 <= cameras_per_clip <= len(CAMERAS) or frames_per_camera < 1:
+        problems.append(f"cameras_per_clip must be 1..{len(CAMERAS)} and frames_per_camera >= 1")
+    if not 0.0 <= outside_rate <= 1.0:
+        problems.append(f"outside_rate must be in [0, 1], got {outside_rate}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    params = {
+        "generator": "motion_keypoints.synthetic", "version": GENERATOR_VERSION, "n_train": int(n_train),
+        "n_test": int(n_test), "width": int(width), "height": int(height), "seed": int(seed),
+        "cameras_per_clip": int(cameras_per_clip), "frames_per_camera": int(frames_per_camera),
+        "outside_rate": float(outside_rate),
+    }  # fmt: skip
+    manifest = out / MANIFEST_NAME
+    items = plan_items(n_train, n_test, seed, cameras_per_clip, frames_per_camera)
+    dirs = {"train": out / "images" / "train_imgs", "test": out / "images" / "test_imgs"}
+    csvs = [out / "train_df.csv", out / "sample_submission.csv", out / "test_labels.csv"]
+    paths = [dirs[it.split] / it.name for it in items]
+    previous = json.loads(manifest.read_text()) if manifest.is_file() else None
+    if previous is None and out.exists() and any(out.iterdir()):
+        raise FileExistsError(
+            f"{out} is not empty and was not written by make_synthetic (no {MANIFEST_NAME}); "
+            "choose a new or empty output folder"
+        )
+    if previous == {**params, "complete": True} and all(p.is_file() for p in csvs + paths):
+        if progress:
+            print(f"synthetic data in {out} is up to date ({n_train} train + {n_test} test images)")
+        return out
+    atomic_write_text(manifest, json.dumps({**params, "complete": False}, indent=2) + "\n")
+    wanted = set(paths)
+    for d in dirs.values():
+        for stale in sorted(d.glob("*.jpg")) if d.is_dir() else []:
+            if stale not in wanted:
+                stale.unlink()
+    start = time.perf_counter()
+    coords = {split: np.zeros((0, len(KEYPOINT_NAMES), 2)) for split in SPLITS}
+    rows: Dict[str, List[np.ndarray]] = {split: [] for split in SPLITS}
+    outside = 0
+    for item, path in tqdm(
+        list(zip(items, paths)), desc="synthetic images", unit="img", disable=not progress
+    ):
+        img, kps, quality = render_item(
+            item, seed, width, height, cameras_per_clip, frames_per_camera, outside_rate
+        )
+        outside += int(
+            np.sum((kps[:, 0] < 0) | (kps[:, 0] >= width) | (kps[:, 1] < 0) | (kps[:, 1] >= height))
+        )
+        write_jpeg(path, img, quality)
+        rows[item.split].append(kps)
+    for split in SPLITS:
+        if rows[split]:
+            coords[split] = np.stack(rows[split])
+    names = {split: [it.name for it in items if it.split == split] for split in SPLITS}
+    write_keypoint_csv(keypoints_frame(names["train"], coords["train"]), out / "train_df.csv")
+    write_keypoint_csv(keypoints_frame(names["test"], coords["test"]), out / "test_labels.csv")
+    zeros = np.zeros_like(coords["test"])
+    write_keypoint_csv(keypoints_frame(names["test"], zeros), out / "sample_submission.csv")
+    atomic_write_text(manifest, json.dumps({**params, "complete": True}, indent=2) + "\n")
+    if progress:
+        per_clip = cameras_per_clip * frames_per_camera
+        print(
+            f"synthetic data: {n_train} train + {n_test} test images ({width}x{height}, seed {seed}, "
+            f"{-(-n_train // per_clip)} + {-(-n_test // per_clip)} clips) in {out}; "
+            f"{outside} keypoints outside the frame; {time.perf_counter() - start:.1f}s"
+        )
+    return out

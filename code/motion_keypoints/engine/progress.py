@@ -1,0 +1,81 @@
+"""Training progress on the console: one bar over the iterations and a line per evaluation.
+
+detectron2's per-iteration log (CommonMetricPrinter) still goes to ``<run>/log.txt``; the console
+shows this bar (loss, lr, ETA) and, after each evaluation, one summary line.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Optional
+
+from detectron2.engine import HookBase
+
+logger = logging.getLogger("motion_keypoints")
+
+
+def _fmt(value: Optional[float], digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def evaluation_summary(iteration: int, results: dict) -> str:
+    """One line from the evaluators' results (RMSE in px, detection rate, COCO keypoint AP)."""
+    parts = [f"evaluation at iteration {iteration}:"]
+    rmse = results.get("keypoints_rmse", {})
+    if "rmse" in rmse:
+        parts.append(f"validation RMSE {_fmt(rmse['rmse'])} px")
+    if "detection_rate" in rmse:
+        parts.append(f"detected {_fmt(100 * rmse['detection_rate'], 1)} %")
+    ap = results.get("keypoints", {}).get("AP")
+    if ap is not None:
+        parts.append(f"keypoint AP {_fmt(ap, 1)}")
+    return " ".join(parts[:1]) + " " + ", ".join(parts[1:])
+
+
+class ProgressHook(HookBase):
+    """A tqdm bar over the iterations with the smoothed loss and the learning rate."""
+
+    def __init__(self, max_iter: int, enabled: bool = True, window: int = 20):
+        self._max_iter = max_iter
+        self._enabled = enabled
+        self._window = window
+        self._bar = None
+        self._last_eval = None
+
+    def before_train(self):
+        if not self._enabled:
+            return
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=self._max_iter,
+            initial=self.trainer.start_iter,
+            desc="train",
+            unit="it",
+            dynamic_ncols=True,
+            leave=True,
+        )
+
+    def after_step(self):
+        storage = self.trainer.storage
+        if self._bar is not None:
+            post = {}
+            hist = storage.histories()
+            if "total_loss" in hist:
+                post["loss"] = f"{hist['total_loss'].median(self._window):.3f}"
+            if "lr" in hist:
+                post["lr"] = f"{hist['lr'].latest():.2g}"
+            self._bar.set_postfix(post, refresh=False)
+            self._bar.update(1)
+        results = getattr(self.trainer, "_last_eval_results", None)
+        if results and results is not self._last_eval:
+            self._last_eval = results
+            logger.info(evaluation_summary(self.trainer.iter + 1, results))
+
+    def after_train(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,42 @@
+"""Run setup both model families share: logging and seeds of a run folder, and resuming
+(``metrics.json`` pruned to the resumed iteration)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def setup_run(cfg, args) -> None:
+    """detectron2's ``default_setup`` (logging, seeds, ``config.yaml`` in ``OUTPUT_DIR``) and the
+    kit's logger writing to the run folder too."""
+    from detectron2.engine import default_setup
+    from detectron2.utils import comm
+    from detectron2.utils.logger import setup_logger
+
+    default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="motion_keypoints")
+
+
+def prune_metrics_json(output_dir: str, start_iter: int) -> int:
+    """Drop metrics.json lines at or after ``start_iter`` so a resumed run does not duplicate
+    them. Returns the number of dropped lines."""
+    path = Path(output_dir) / "metrics.json"
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            it = json.loads(line).get("iteration", -1)
+        except json.JSONDecodeError:
+            dropped += 1  # a line cut by the interruption
+            continue
+        if it >= start_iter:
+            dropped += 1
+        else:
+            kept.append(line)
+    # In place, not by rename: detectron2's JSONWriter already holds the file open for appending.
+    with open(path, "r+") as f:
+        f.write("".join(f"{x}\n" for x in kept))
+        f.truncate()
+    return dropped

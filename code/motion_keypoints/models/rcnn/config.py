@@ -1,0 +1,175 @@
+"""The kit's config keys and loading, following detectron2's order:
+``get_cfg() -> add_kit_config -> merge_from_file -> merge_from_list(opts) -> checks -> freeze``.
+
+Config files may inherit detectron2's packaged model-zoo configs with
+``_BASE_: "model_zoo://COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+from detectron2.config import CfgNode as _D2CfgNode
+from detectron2.config import get_cfg
+
+from ...errors import UserError
+from ...meta import DEFAULT_OKS_SIGMAS, KEYPOINT_NAMES, metadata_problems
+
+ZOO_PREFIX = "model_zoo://"
+DEFAULT_OUTPUT_DIR = "./output"  # detectron2's default; replaced by outputs/<config-stem>
+
+
+class CfgNode(_D2CfgNode):
+    """detectron2's CfgNode that also resolves ``model_zoo://`` bases to the packaged YAMLs."""
+
+    @classmethod
+    def load_yaml_with_base(cls, filename, allow_unsafe: bool = False):
+        name = str(filename)
+        if ZOO_PREFIX in name:
+            from detectron2 import model_zoo
+
+            zoo_name = name.split(ZOO_PREFIX, 1)[1]
+            try:
+                filename = model_zoo.get_config_file(zoo_name)
+            except RuntimeError as exc:
+                raise FileNotFoundError(
+                    f"model-zoo config {zoo_name!r} is not packaged with this detectron2; "
+                    "re-run `bash scripts/setup_env.sh` (it packages the model-zoo YAMLs)"
+                ) from exc
+        return super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+
+
+def add_kit_config(cfg) -> None:
+    """Add the kit's keys, each with a default, and the keypoint defaults of this task."""
+    _C = cfg
+    _C.DATA = type(cfg)()
+    # Data folder in the competition layout (train_df.csv, sample_submission.csv, images/...).
+    _C.DATA.ROOT = "outputs/synthetic"
+    # Augmentation set to train on (a folder under DATA.AUGMENTED_DIR built by
+    # code/augmentation.py); "" trains on the original images of DATA.ROOT.
+    _C.DATA.AUG_SET = ""
+    # Where the augmentation sets live.
+    _C.DATA.AUGMENTED_DIR = "augmented"
+    # Fraction of the original training images held out for validation (grouped by clip/camera).
+    _C.DATA.VAL_FRACTION = 0.1
+    # Seed of the validation split: runs with the same seed and data share the same split.
+    _C.DATA.SPLIT_SEED = 0
+    # Box around the keypoints: their extent grown by this fraction on each side.
+    _C.DATA.BBOX_MARGIN = 0.1
+    # Decode every image when validating the data folder before training (catches corrupt JPEGs).
+    _C.DATA.CHECK_IMAGES = True
+
+    _C.TRACKING = type(cfg)()
+    # Log to Neptune (also enabled by MOTION_KEYPOINTS_NEPTUNE=1). Token and project come from
+    # NEPTUNE_API_TOKEN / NEPTUNE_PROJECT; without them the run is kept offline.
+    _C.TRACKING.NEPTUNE = False
+    # Tags added to the Neptune run.
+    _C.TRACKING.TAGS = []
+    # Log scalars every this many iterations.
+    _C.TRACKING.PERIOD = 20
+
+    # Validation metric that picks model_best.pth ("min" mode).
+    _C.TEST.BEST_METRIC = "keypoints_rmse/rmse"
+
+    # Keypoints of this task: one class (person); counts and OKS sigmas derive from meta.py.
+    _C.MODEL.KEYPOINT_ON = True
+    _C.MODEL.ROI_HEADS.NUM_CLASSES = 1
+    _C.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+    _C.TEST.KEYPOINT_OKS_SIGMAS = list(DEFAULT_OKS_SIGMAS)
+
+
+class ConfigError(UserError, ValueError):
+    """A config that cannot work for this task; the message says how to fix it."""
+
+
+def check_config(cfg) -> None:
+    """Fail at config time, with the fix, when the config cannot match this keypoint set."""
+    n = len(KEYPOINT_NAMES)
+    problems = []
+    if cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS != n:
+        problems.append(
+            f"MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS is {cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS} "
+            f"but the task has {n} keypoints: remove the override or set it to {n}"
+        )
+    sigmas = list(cfg.TEST.KEYPOINT_OKS_SIGMAS)
+    problems += [
+        f"TEST.KEYPOINT_OKS_SIGMAS: {p} (default: {n} × 1.0; leave the key unset to use it)"
+        for p in metadata_problems(sigmas=sigmas)
+        if "sigma" in p
+    ]
+    if not cfg.MODEL.KEYPOINT_ON:
+        problems.append("MODEL.KEYPOINT_ON is False: the kit trains Keypoint R-CNN models")
+    if not 0.0 <= cfg.DATA.VAL_FRACTION < 1.0:
+        problems.append(f"DATA.VAL_FRACTION must be in [0, 1), got {cfg.DATA.VAL_FRACTION}")
+    if problems:
+        raise ConfigError("config problems:\n  " + "\n  ".join(problems))
+
+
+def _all_keys(cfg, prefix: str = ""):
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            yield from _all_keys(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
+
+
+def _suggest_key(cfg, opts: Sequence[str]) -> str:
+    import difflib
+
+    keys = list(_all_keys(cfg))
+    for key in list(opts)[::2]:
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=3)
+            if close:
+                return f" (did you mean {' or '.join(close)}?)"
+    return ""
+
+
+def default_output_dir(config_file: Optional[str]) -> str:
+    stem = Path(config_file).stem if config_file else "run"
+    return os.path.join("outputs", stem)
+
+
+def setup_cfg(config_file: Optional[str], opts: Sequence[str] = (), freeze: bool = True):
+    """Build the kit's config: get_cfg -> add_kit_config -> file -> opts -> checks -> freeze."""
+    cfg = CfgNode(get_cfg())
+    add_kit_config(cfg)
+    if config_file:
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file {config_file} does not exist (see configs/)")
+        cfg.merge_from_file(str(config_file))
+    try:
+        cfg.merge_from_list(list(opts))
+    except (AssertionError, KeyError, ValueError) as exc:
+        raise ConfigError(f"bad override in {list(opts)}: {exc}{_suggest_key(cfg, opts)}") from exc
+    if cfg.OUTPUT_DIR == DEFAULT_OUTPUT_DIR:
+        cfg.OUTPUT_DIR = default_output_dir(config_file)
+    check_config(cfg)
+    if cfg.MODEL.DEVICE.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            logging.getLogger("motion_keypoints").warning(
+                "MODEL.DEVICE %s but no GPU is available: running on the CPU (slow for the full "
+                "configs; configs/tiny-cpu.yaml is made for CPUs)", cfg.MODEL.DEVICE
+            )
+            cfg.MODEL.DEVICE = "cpu"
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def schedule_opts(iters: int) -> list:
+    """Overrides that scale the solver schedule of a config to ``iters`` iterations: LR steps at
+    75 % and 90 %, evaluation at half-way and at the end, four checkpoints."""
+    s1, s2 = int(iters * 0.75), int(iters * 0.9)
+    steps = f"({s1},{s2})" if 0 < s1 < s2 < iters else "()"
+    return [
+        "SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", steps,
+        "SOLVER.WARMUP_ITERS", str(min(50, max(iters // 5, 0))),
+        "TEST.EVAL_PERIOD", str(max(iters // 2, 1)),
+        "SOLVER.CHECKPOINT_PERIOD", str(max(iters // 4, 1)),
+    ]

@@ -1,0 +1,95 @@
+"""Validation with the competition metric, as a detectron2 ``DatasetEvaluator``.
+
+The model's top-scoring person per image is compared with the labels: RMSE over all coordinates
+(images where nobody was detected are filled with the mean training pose,
+:func:`motion_keypoints.evaluation.evaluate.training_mean_pose`, and counted), RMSE over
+detected images only, per-keypoint RMSE and the detection rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from typing import Dict, List, Optional
+
+import numpy as np
+from detectron2.data import DatasetCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils import comm
+
+from ...evaluation.metrics import per_keypoint_rmse, rmse, scale_pose
+from ...geometry import from_continuous
+from ...meta import KEYPOINT_NAMES
+from ...utils import atomic_write_text
+
+
+def top_person(instances) -> Optional[Dict[str, np.ndarray]]:
+    """Keypoints (K, 2) in label coordinates, keypoint scores (K,), box and score of the
+    top-scoring person, or None when nobody was detected."""
+    if instances is None or len(instances) == 0:
+        return None
+    i = int(instances.scores.argmax())
+    kps = instances.pred_keypoints[i].detach().cpu().numpy().astype(np.float64)
+    return {
+        "keypoints": from_continuous(kps[:, :2]),
+        "keypoint_scores": kps[:, 2],
+        "box": instances.pred_boxes.tensor[i].detach().cpu().numpy().astype(np.float64),
+        "score": float(instances.scores[i]),
+    }
+
+
+def dicts_keypoints(dicts: List[dict]) -> np.ndarray:
+    """(N, K, 2) label coordinates of single-person dataset dicts."""
+    out = np.array(
+        [np.asarray(d["annotations"][0]["keypoints"], float).reshape(-1, 3)[:, :2] for d in dicts]
+    )
+    return from_continuous(out)
+
+
+class KeypointRMSEEvaluator(DatasetEvaluator):
+    """Competition RMSE of the top-scoring person per image."""
+
+    def __init__(self, dataset_name: str, mean_rel_pose: np.ndarray, output_dir: Optional[str] = None):
+        self._dicts = {d["image_id"]: d for d in DatasetCatalog.get(dataset_name)}
+        self._mean_rel_pose = np.asarray(mean_rel_pose, float)
+        self._output_dir = output_dir
+        self._predictions: Dict = {}
+
+    def reset(self):
+        self._predictions = {}
+
+    def process(self, inputs, outputs):
+        for inp, out in zip(inputs, outputs):
+            person = top_person(out.get("instances"))
+            self._predictions[inp["image_id"]] = None if person is None else person["keypoints"]
+
+    def evaluate(self):
+        all_preds: Dict = {}
+        for part in comm.gather(self._predictions, dst=0):
+            all_preds.update(part)
+        if not comm.is_main_process():
+            return {}
+        ids = sorted(self._dicts)
+        missing = [i for i in ids if all_preds.get(i) is None]
+        truth = dicts_keypoints([self._dicts[i] for i in ids])
+        sizes = np.array([[self._dicts[i]["width"], self._dicts[i]["height"]] for i in ids], float)
+        fallback = scale_pose(self._mean_rel_pose, sizes)
+        pred = np.array(
+            [fallback[k] if all_preds.get(i) is None else all_preds[i] for k, i in enumerate(ids)]
+        )
+        detected = np.array([all_preds.get(i) is not None for i in ids])
+        res: Dict[str, float] = OrderedDict()
+        res["rmse"] = rmse(pred, truth)
+        res["rmse_detected"] = rmse(pred[detected], truth[detected]) if detected.any() else float("nan")
+        res["detection_rate"] = float(detected.mean()) if len(ids) else float("nan")
+        res["missed"] = float(len(missing))
+        for name, v in per_keypoint_rmse(pred, truth, KEYPOINT_NAMES).items():
+            res[f"rmse/{name}"] = v
+        if self._output_dir:
+            os.makedirs(self._output_dir, exist_ok=True)
+            atomic_write_text(
+                os.path.join(self._output_dir, "keypoints_rmse.json"),
+                json.dumps({"metrics": res, "missed_images": [str(i) for i in missing]}, indent=1),
+            )
+        return OrderedDict(keypoints_rmse=res)
