@@ -37,13 +37,13 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] && "$PY" -c "import 
   exit 0
 fi
 
-log "build tools (setuptools<82: detectron2 imports pkg_resources)"
+log "build tools (setuptools>=77,<82 for the detectron2 sdist build)"
 pip_ install -q "setuptools>=77,<82" wheel
 
 have_torch="$("$PY" -c 'import torch, torchvision; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])' 2>/dev/null || true)"
 if [ "$have_torch" != "$TORCH_VERSION $TORCHVISION_VERSION" ]; then
-  # Both from PyPI: the local CPU-only torch file cannot load PyPI's torchvision extension.
-  log "torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION from PyPI (large download the first time)"
+  # A matching pair (a CUDA build; runs on CPU). Not the CPU-only torch 2.13.0 file: PyPI's torchvision cannot load beside it.
+  log "torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION (local wheels where the machine has them, else PyPI)"
   pip_ install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
 
