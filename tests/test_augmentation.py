@@ -69,21 +69,21 @@ def set_files(set_dir):
 
 
 def dot_image(x, y):
-    """Grey image with a white disc centred on the pixel whose centre is (x, y) (continuous
-    coordinates: pixel i spans [i, i + 1))."""
+    """Grey image with a white disc centred on the pixel (x, y) (the kit's pixel-index
+    coordinates, motion_keypoints.geometry: the centre of pixel column j is x = j)."""
     img = np.full((H, W, 3), 40, np.uint8)
-    cv2.circle(img, (int(x - 0.5), int(y - 0.5)), 4, (255, 255, 255), -1)
+    cv2.circle(img, (int(round(x)), int(round(y))), 4, (255, 255, 255), -1)
     return img
 
 
 def dot_centre(img):
-    """Intensity-weighted centre of the bright disc in continuous coordinates, None if absent."""
+    """Intensity-weighted centre of the bright disc in pixel-index coordinates, None if absent."""
     g = img.astype(np.float64).mean(axis=2)
     weight = np.clip(g - 126.0, 0, None)
     if weight.sum() == 0:
         return None
     ys, xs = np.mgrid[: g.shape[0], : g.shape[1]]
-    return np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum() + 0.5
+    return np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
 
 
 def a_pose(seed=0):
@@ -116,7 +116,7 @@ def test_keypoints_move_with_the_pixels(transform):
     k = keypoint_index("left_wrist")
     found = 0
     for seed in range(4):
-        for pos in ([160.5, 90.5], [100.5, 60.5], [230.5, 120.5]):
+        for pos in ([160.0, 90.0], [100.0, 60.0], [230.0, 120.0]):
             kps = a_pose(seed)
             kps[k] = pos
             img, out, _ = augment_image(dot_image(*pos), kps, transform, seed, config)
@@ -168,8 +168,9 @@ def test_flip_mirrors_x_and_swaps_left_right_labels():
         i = keypoint_index(name)
         partner = name.replace("left_", "R_").replace("right_", "left_").replace("R_", "right_")
         # the person's left keypoint after the flip is the mirror of their right one before
+        # (pixel-index coordinates: column j moves to W - 1 - j, geometry.flip_points)
         np.testing.assert_allclose(
-            out[keypoint_index(partner)], [W - kps[i, 0], kps[i, 1]], atol=1e-3
+            out[keypoint_index(partner)], [W - 1 - kps[i, 0], kps[i, 1]], atol=1e-3
         )
     _, twice, _ = augment_image(img, kps, "hflip+hflip", 0, config)
     np.testing.assert_allclose(twice, kps, atol=1e-3)
@@ -295,7 +296,7 @@ def test_build_writes_images_annotations_and_manifest(synthetic_data, tmp_path):
     originals = {p.name: file_sha256(p) for p in paths.train_images.iterdir()}
     [summary] = build(synthetic_data, tmp_path / "out", config, limit=5)
 
-    set_dir = tmp_path / "out" / "small"
+    set_dir = tmp_path / "out" / "small-limit5"
     assert summary["outputs"] == summary["rendered"] == 5 * SMALL_PER_IMAGE
     df = read_keypoint_csv(
         set_dir / "annotations.csv",
@@ -332,7 +333,7 @@ def test_build_writes_images_annotations_and_manifest(synthetic_data, tmp_path):
 def test_rerun_skips_finished_images_and_reproduces_annotations(synthetic_data, tmp_path):
     config = write_config(tmp_path, {"small": SMALL_SET})
     build(synthetic_data, tmp_path / "out", config, limit=4)
-    set_dir = tmp_path / "out" / "small"
+    set_dir = tmp_path / "out" / "small-limit4"
     before = set_files(set_dir)
     mtimes = {p.name: p.stat().st_mtime_ns for p in (set_dir / "images").iterdir()}
     [again] = build(synthetic_data, tmp_path / "out", config, limit=4)
@@ -348,13 +349,13 @@ def test_results_do_not_depend_on_the_number_of_workers(synthetic_data, tmp_path
     augment_image(dot_image(100.5, 60.5), a_pose(), "rotate45+blur", 0)
     build(synthetic_data, tmp_path / "one", config, limit=6, workers=1)
     build(synthetic_data, tmp_path / "two", config, limit=6, workers=2)
-    assert set_files(tmp_path / "one" / "small") == set_files(tmp_path / "two" / "small")
+    assert set_files(tmp_path / "one" / "small-limit6") == set_files(tmp_path / "two" / "small-limit6")
 
 
 def test_interrupted_run_resumes_without_duplicates(synthetic_data, tmp_path, monkeypatch):
     config = write_config(tmp_path, {"small": SMALL_SET})
     build(synthetic_data, tmp_path / "clean", config, limit=6)
-    clean = set_files(tmp_path / "clean" / "small")
+    clean = set_files(tmp_path / "clean" / "small-limit6")
 
     render = _render_source
     calls = []
@@ -369,7 +370,7 @@ def test_interrupted_run_resumes_without_duplicates(synthetic_data, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         build(synthetic_data, tmp_path / "out", config, limit=6)
     monkeypatch.setattr(augment_render, "_render_source", render)
-    set_dir = tmp_path / "out" / "small"
+    set_dir = tmp_path / "out" / "small-limit6"
     assert not (set_dir / "annotations.csv").exists()
     assert json.loads((set_dir / "manifest.json").read_text())["status"] == "running"
     # a write killed half-way leaves a temporary file behind
@@ -398,7 +399,7 @@ def test_worker_errors_stop_the_run_naming_image_and_transform(
     assert message.startswith(
         "transform 'hflip' (copy 0): produced non-finite (NaN) keypoints: nose"
     )
-    set_dir = tmp_path / "out" / "small"
+    set_dir = tmp_path / "out" / "small-limit4"
     assert json.loads((set_dir / "manifest.json").read_text())["status"] == "running"
     assert not (set_dir / "annotations.csv").exists()
 
@@ -406,7 +407,7 @@ def test_worker_errors_stop_the_run_naming_image_and_transform(
 def test_deleted_outputs_are_rebuilt(synthetic_data, tmp_path):
     config = write_config(tmp_path, {"small": SMALL_SET})
     build(synthetic_data, tmp_path / "out", config, limit=6)
-    set_dir = tmp_path / "out" / "small"
+    set_dir = tmp_path / "out" / "small-limit6"
     before = set_files(set_dir)
     images = sorted((set_dir / "images").iterdir())
     images[0].unlink()
@@ -423,7 +424,7 @@ def test_changed_definition_or_source_csv_rebuilds_the_set(synthetic_data, tmp_p
     shutil.copytree(synthetic_data, root)
     config = write_config(tmp_path, {"small": SMALL_SET})
     build(root, tmp_path / "out", config, limit=3)
-    ann = tmp_path / "out" / "small" / "annotations.csv"
+    ann = tmp_path / "out" / "small-limit3" / "annotations.csv"
     first = read_keypoint_csv(ann, extra_columns=EXTRA_COLUMNS)
 
     config = write_config(tmp_path, {"small": {**SMALL_SET, "seed": 4}})
@@ -448,7 +449,7 @@ def test_crops_larger_than_the_image(synthetic_data, tmp_path, oversize):
     sets = {"big": {"transforms": ["random_crop_960x960", "center_crop"], "copies": 1, "seed": 0}}
     config = write_config(tmp_path, sets, oversize=oversize)
     [summary] = build(synthetic_data, tmp_path / "out", config, limit=2)
-    set_dir = tmp_path / "out" / "big"
+    set_dir = tmp_path / "out" / "big-limit2"
     df = read_keypoint_csv(set_dir / "annotations.csv", extra_columns=EXTRA_COLUMNS)
     src = keypoints_array(read_keypoint_csv(synthetic_data / "train_df.csv")[:2])
     sizes = {
@@ -491,12 +492,13 @@ def test_cli_prints_a_summary_and_reports_errors(synthetic_data, tmp_path, capsy
         str(tmp_path / "out"),
         "--workers",
         "1",
-        "--no-progress",
+        "--quiet",
     ]
     assert augmentation_main(args + ["--sets", "demo", "--limit", "3"]) == 0
     n = 3 * len(load_augmentation_config().sets["demo"].transforms)
     assert (
-        f"demo: {n} images from 3 sources ({n} rendered, 0 already done)" in capsys.readouterr().out
+        f"demo-limit3: {n} images from 3 sources ({n} rendered, 0 already done)"
+        in capsys.readouterr().out
     )
     assert augmentation_main(args + ["--sets", "demo,referense8"]) == 1
     err = capsys.readouterr().err
@@ -512,3 +514,80 @@ def test_benchmark_smoke_run():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"^ratio kit/serial images/s: \d+\.\d\dx end to end", proc.stdout, re.M)
     assert re.search(r"^verdict: .*\(goal >= 1\.8x .*\): (MET|NOT MET)$", proc.stdout, re.M)
+
+
+# ------------------------------------------------- --limit never shrinks a set; the manifest; --out
+
+
+def test_limit_builds_its_own_set_and_leaves_a_complete_set_alone(synthetic_data, tmp_path):
+    config = write_config(tmp_path, {"small": {**SMALL_SET, "transforms": ["original"]}})
+    [full] = build(synthetic_data, tmp_path / "out", config)
+    set_dir = tmp_path / "out" / "small"
+    before = set_files(set_dir)
+    n_train = len(read_keypoint_csv(synthetic_data / "train_df.csv"))
+    assert full["outputs"] == n_train
+    [limited] = build(synthetic_data, tmp_path / "out", config, limit=2)
+    assert set_files(set_dir) == before  # the complete set keeps every image
+    assert json.loads((set_dir / "manifest.json").read_text())["complete"] is True
+    assert limited["set"] == "small-limit2" and limited["outputs"] == 2
+    manifest = json.loads((tmp_path / "out" / "small-limit2" / "manifest.json").read_text())
+    assert manifest["set"] == "small-limit2" and manifest["base_set"] == "small"
+    assert manifest["limit"] == 2 and manifest["complete"] is True
+
+
+def test_manifest_records_what_training_checks(synthetic_data, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_data, root)
+    config = write_config(tmp_path, {"small": {**SMALL_SET, "transforms": ["original"]}})
+    build(root, tmp_path / "out", config, limit=2)
+    manifest = json.loads((tmp_path / "out" / "small-limit2" / "manifest.json").read_text())
+    assert manifest["data_root"] == str(root.resolve())
+    assert manifest["source"]["train_csv_sha256"] == file_sha256(root / "train_df.csv")
+    assert manifest["source"]["overrides_sha256"] is None
+    assert len(manifest["definition_hash"]) == 64 and manifest["hash"] != manifest["definition_hash"]
+    first = read_keypoint_csv(root / "train_df.csv")["image"][0]
+    (root / "label_overrides.csv").write_text(f"image,keypoint,x,y\n{first},nose,10,10\n")
+    build(root, tmp_path / "out", config, limit=2)
+    manifest = json.loads((tmp_path / "out" / "small-limit2" / "manifest.json").read_text())
+    assert manifest["source"]["overrides_sha256"] == file_sha256(root / "label_overrides.csv")
+    assert manifest["source"]["train_csv_sha256"] == file_sha256(root / "train_df.csv")
+
+
+def test_a_build_that_stops_midway_is_not_complete(synthetic_data, tmp_path, monkeypatch):
+    config = write_config(tmp_path, {"small": {**SMALL_SET, "transforms": ["original"]}})
+
+    def die(task):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(augment_render, "_render_source", die)
+    with pytest.raises(KeyboardInterrupt):
+        build(synthetic_data, tmp_path / "out", config, limit=2)
+    manifest = json.loads((tmp_path / "out" / "small-limit2" / "manifest.json").read_text())
+    assert manifest["complete"] is False
+
+
+@pytest.mark.parametrize("where", ["images", "images/train_imgs", "train_df.csv", "new.csv"])
+def test_out_inside_the_data_images_or_a_csv_is_refused(synthetic_data, tmp_path, where, capsys):
+    out = (tmp_path / where) if where == "new.csv" else (synthetic_data / where)
+    before = {p: p.stat().st_mtime_ns for p in synthetic_data.rglob("*")}
+    code = augmentation_main(["--data-root", str(synthetic_data), "--out", str(out),
+                              "--sets", "demo", "--quiet", "--limit", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: --out") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in synthetic_data.rglob("*")} == before
+    assert not (tmp_path / "new.csv").exists()
+
+
+def test_config_file_flag_and_workers_auto(synthetic_data, tmp_path, capsys):
+    cfg = tmp_path / "aug.yaml"
+    cfg.write_text(yaml.safe_dump({"sets": {"mine": {"transforms": ["original"], "copies": 1,
+                                                      "seed": 0}}}))
+    code = augmentation_main(["--data-root", str(synthetic_data), "--out", str(tmp_path / "o"),
+                              "--sets", "mine", "--config-file", str(cfg), "--quiet",
+                              "--limit", "1", "--workers", "0"])
+    assert code == 0 and (tmp_path / "o" / "mine-limit1" / "annotations.csv").is_file()
+    with pytest.raises(SystemExit) as info:
+        augmentation_main(["--data-root", str(synthetic_data), "--sets", "mine", "--config",
+                           str(cfg)])
+    assert info.value.code == 2

@@ -349,7 +349,8 @@ def test_bbox_is_extent_plus_margin_clipped_to_image(root):
     df = keypoints_frame([name], coords[None])
     (record,) = make_dataset_dicts(df, root / "images/train_imgs", bbox_margin=0.1)
     assert (record["width"], record["height"]) == (W, H)
-    np.testing.assert_allclose(record["annotations"][0]["bbox"], [18, 8, 42, 32])
+    # dataset dicts are in detectron2's continuous coordinates: pixel index + 0.5 (geometry)
+    np.testing.assert_allclose(record["annotations"][0]["bbox"], [18.5, 8.5, 42.5, 32.5])
 
     coords[0] = (-10, 5)  # outside the frame: clipped box, visibility 0
     coords[1] = (63.5, 47)
@@ -358,7 +359,7 @@ def test_bbox_is_extent_plus_margin_clipped_to_image(root):
     (anno,) = record["annotations"]
     assert anno["bbox"] == [0.0, 0.0, float(W), float(H)]
     kps = np.asarray(anno["keypoints"]).reshape(-1, 3)
-    assert kps[0].tolist() == [-10.0, 5.0, 0.0]
+    assert kps[0].tolist() == [-9.5, 5.5, 0.0]
     assert kps[1, 2] == 2 and (kps[2:, 2] == 2).all()
     assert all(type(v) is float for v in anno["keypoints"])
     coords[3] = np.nan
@@ -430,3 +431,29 @@ def test_inference_dicts_have_no_annotations(root):
     dicts = make_dataset_dicts(df, root / "images/test_imgs", with_annotations=False)
     assert [d["image_id"] for d in dicts] == [0, 1]
     assert all("annotations" not in d and (d["width"], d["height"]) == (W, H) for d in dicts)
+
+
+# ------------------------------------------------------- implausible coordinates (10.7)
+
+
+def test_points_far_outside_the_frame_are_errors_naming_line_and_column(root):
+    from motion_keypoints.data.layout import FAR_MARGIN
+
+    set_cell(root / "train_df.csv", 3, "left_ankle_x", "99999")
+    set_cell(root / "train_df.csv", 4, "nose_y", str(-H * FAR_MARGIN - 1))
+    set_cell(root / "train_df.csv", 2, "neck_x", str(W * (1 + FAR_MARGIN) - 1))  # near: warning
+    with pytest.raises(DataError) as info:
+        validate_data_root(root)
+    assert_problem(info.value.problems, "train_df.csv", 3, "left_ankle_x", "implausibly far")
+    assert_problem(info.value.problems, "train_df.csv", 4, "nose_y", "implausibly far")
+    assert len(info.value.problems) == 2
+    report = validate_data_root(root, allow_far_points=True)
+    assert report.summary["train"]["points_outside"] == 3 and len(report.warnings) == 3
+
+
+def test_check_data_far_points_exit_1_unless_allowed(root, capsys):
+    set_cell(root / "train_df.csv", 3, "left_ankle_x", "99999")
+    assert check_data_main(["--data-root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "line 3, column left_ankle_x" in err and "--allow-far-points" in err
+    assert check_data_main(["--data-root", str(root), "--allow-far-points"]) == 0

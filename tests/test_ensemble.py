@@ -418,3 +418,52 @@ def test_scripts_run_from_the_repo_root(three_runs, tmp_path):
     res = subprocess.run([sys.executable, "code/evaluate.py", "--pred", str(out), "--truth",
                           str(DataPaths.from_root(root).test_labels)], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0 and "overall" in res.stdout, res.stderr
+
+
+# ------------------------------------------------------------- never overwrite an input (10.1)
+
+
+@pytest.mark.parametrize("target", ["train_df.csv", "sample_submission.csv", "test_labels.csv",
+                                    "member_predictions", "run_info", "folder", "under_a_file"])
+def test_out_that_is_an_input_or_the_wrong_kind_is_refused(three_runs, tmp_path, capsys, target):
+    root, d, runs, _ = three_runs
+    (tmp_path / "plain").write_text("x")
+    out = {
+        "member_predictions": runs[0] / "predictions_test.csv",
+        "run_info": runs[1] / "run_info.json",
+        "folder": tmp_path,
+        "under_a_file": tmp_path / "plain" / "sub.csv",
+    }.get(target, root / target)
+    watched = [p for p in [*root.rglob("*"), *tmp_path.rglob("*")] if p.is_file()]
+    before = {p: p.read_bytes() for p in watched}
+    code = ensemble_main(["--runs", *map(str, runs), "--data-root", str(root), "--split", "test",
+                          "--out", str(out), "--samples", "0"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith("error: --out") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert {p: p.read_bytes() for p in watched} == before
+
+
+def test_val_out_over_train_df_is_refused_through_another_spelling(tmp_path, capsys):
+    root = tmp_path / "data"
+    d = make_data_root(root)
+    run = make_run(tmp_path / "runs" / "A", "val", d["train_images"], d["train"])
+    before = (root / "train_df.csv").read_bytes()
+    out = root / "images" / ".." / "train_df.csv"
+    code = ensemble_main(["--runs", str(run), "--data-root", str(root), "--split", "val",
+                          "--out", str(out), "--samples", "0"])
+    assert code == 1 and "would overwrite the data folder's train_df.csv" in capsys.readouterr().err
+    assert (root / "train_df.csv").read_bytes() == before
+
+
+def test_missing_test_image_is_one_line_naming_it(three_runs, tmp_path, capsys):
+    root, d, runs, _ = three_runs
+    gone = DataPaths.from_root(root).test_images / d["test_images"][2]
+    gone.unlink()
+    out = tmp_path / "sub.csv"
+    code = ensemble_main(["--runs", *map(str, runs), "--data-root", str(root), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(gone) in err and "sample_submission.csv" in err and "--samples 0" in err
+    assert not out.exists()

@@ -136,3 +136,52 @@ def test_checker_cli(sample, tmp_path, capsys):
     missing = tmp_path / "nothing.csv"
     assert check_submission_main(["--data-root", str(root), str(missing)]) == 1
     assert "file not found" in capsys.readouterr().out
+
+
+# ------------------------------------------------------- strict where the grader is (10.9)
+
+
+def test_surrounding_spaces_in_header_or_image_are_errors(sample, tmp_path):
+    lines = good_lines(sample, tmp_path)
+    path = tmp_path / "spaces.csv"
+    header = lines[0].split(",")
+    header[1] = f" {header[1]} "
+    lines[0] = ",".join(header)
+    lines[2] = lines[2].replace("img_1.jpg", "img_1.jpg ", 1)
+    path.write_text("\n".join(lines) + "\n")
+    problems = [str(p) for p in check_submission(path, sample)]
+    assert any(f"line 1, column {COORD_COLUMNS[0]}: column name ' {COORD_COLUMNS[0]} ' has "
+               "surrounding spaces" in p for p in problems), problems
+    assert any("line 3, column image: image name 'img_1.jpg ' has surrounding spaces" in p
+               for p in problems), problems
+
+
+def test_all_zero_submission_is_a_warning(sample, tmp_path, capsys):
+    warnings = []
+    assert check_submission(sample, sample, warnings) == []
+    assert len(warnings) == 1 and "every coordinate is 0" in str(warnings[0])
+    assert check_submission_main(["--data-root", str(sample.parent), str(sample)]) == 0
+    captured = capsys.readouterr()
+    assert "warning: " in captured.err and "placeholder" in captured.err
+    assert captured.out.startswith(f"OK: {sample}")
+
+
+def test_coordinates_outside_the_image_are_warnings(sample, tmp_path, capsys):
+    import cv2
+
+    images = tmp_path / "images" / "test_imgs"
+    images.mkdir(parents=True)
+    for name in IMAGES:
+        cv2.imwrite(str(images / name), np.zeros((40, 60, 3), np.uint8))
+    coords = np.full((len(IMAGES), K, 2), 10.0)
+    coords[1, 0, 0] = 61.0  # img_1.jpg nose_x, beyond the 60 px width
+    coords[2, 1, 1] = -1.0  # img_2.jpg left_eye_y
+    out = write_submission(IMAGES, coords, sample, tmp_path / "sub.csv")
+    warnings = []
+    assert check_submission(out, sample, warnings, images) == []
+    text = [str(w) for w in warnings]
+    assert len(text) == 2, text
+    assert f"{out}: line 3, column {COORD_COLUMNS[0]}: 61 is outside the 60x40 image 'img_1.jpg'" \
+        in text[0]
+    assert check_submission_main(["--data-root", str(tmp_path), str(out)]) == 0
+    assert capsys.readouterr().err.count("warning: ") == 2

@@ -8,13 +8,13 @@ checker that names every problem of any submission file (line and column).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
 from .io.problems import DataError, Problem
-from .io.tables import coordinate_problem, read_raw_csv
+from .io.tables import coordinate_problem, parse_number, read_raw_csv
 from .meta import KEYPOINT_NAMES
 from .utils import PathLike, atomic_path
 
@@ -29,21 +29,36 @@ def sample_layout(sample_submission: PathLike) -> Tuple[List[str], List[str]]:
     return header, [fields[0].strip() for _, fields in rows]
 
 
-def check_submission(path: PathLike, sample_submission: PathLike) -> List[Problem]:
+def check_submission(
+    path: PathLike,
+    sample_submission: PathLike,
+    warnings: Optional[List[Problem]] = None,
+    image_dir: Optional[PathLike] = None,
+) -> List[Problem]:
     """Every problem of a submission file compared with ``sample_submission.csv`` (empty: valid).
 
-    Checked: columns (missing, extra, duplicated, order), each image present exactly once, no
+    Checked as strictly as the grader: columns (missing, extra, duplicated, order, surrounding
+    spaces), each image present exactly once and spelled exactly (no surrounding spaces), no
     image outside the sample, rows in the sample's order, and every value a finite number.
     Problems carry the file, line (header: 1) and column.
+
+    Things that are valid but suspicious go to ``warnings`` when a list is given: an all-zero
+    submission (the sample's placeholder) and, with ``image_dir`` (the test images), coordinates
+    outside their image.
     """
     name = str(path)
     expected, expected_images = sample_layout(sample_submission)
     try:
-        header, rows = read_raw_csv(path)
+        raw_header, rows = read_raw_csv(path, strip_header=False)
     except DataError as exc:
         return list(exc.problems)
 
     problems: List[Problem] = []
+    header = [h.strip() for h in raw_header]
+    for raw, col in zip(raw_header, header):
+        if raw != col:
+            problems.append(Problem(name, 1, col, f"column name {raw!r} has surrounding spaces: "
+                                    f"write it as {col!r} (the grader compares names exactly)"))
     first_seen: Dict[str, int] = {}
     for j, col in enumerate(header):
         if col in first_seen:
@@ -79,6 +94,7 @@ def check_submission(path: PathLike, sample_submission: PathLike) -> List[Proble
     expected_pos = {img: i for i, img in enumerate(expected_images)}
     seen_at: Dict[str, int] = {}
     found: List[str] = []
+    values: Dict[str, Tuple[int, Dict[str, float]]] = {}
     for line, fields in rows:
         if len(fields) != len(header):
             problems.append(
@@ -86,6 +102,9 @@ def check_submission(path: PathLike, sample_submission: PathLike) -> List[Proble
             )
             continue
         image = fields[image_col].strip()
+        if image and image != fields[image_col]:
+            problems.append(Problem(name, line, "image", f"image name {fields[image_col]!r} has "
+                                    f"surrounding spaces: write it as {image!r}"))
         if not image:
             problems.append(Problem(name, line, "image", "empty image name"))
         elif image in seen_at:
@@ -99,10 +118,15 @@ def check_submission(path: PathLike, sample_submission: PathLike) -> List[Proble
         else:
             seen_at[image] = line
             found.append(image)
+        cells: Dict[str, float] = {}
         for j, col in value_cols:
             why = coordinate_problem(fields[j])
             if why:
                 problems.append(Problem(name, line, col, why))
+            else:
+                cells[col] = parse_number(fields[j])
+        if image:
+            values.setdefault(image, (line, cells))
     for i, image in enumerate(expected_images):
         if image not in seen_at:
             problems.append(
@@ -120,7 +144,40 @@ def check_submission(path: PathLike, sample_submission: PathLike) -> List[Proble
                 "sample_submission.csv order",
             )
         )
+    if warnings is not None:
+        warnings.extend(submission_warnings(name, values, image_dir))
     return problems
+
+
+def submission_warnings(
+    name: str,
+    values: Dict[str, Tuple[int, Dict[str, float]]],
+    image_dir: Optional[PathLike] = None,
+) -> List[Problem]:
+    """Valid but suspicious: every coordinate 0 (the sample's placeholder), and with
+    ``image_dir``, coordinates outside their image (``0 <= x <= W``, ``0 <= y <= H``)."""
+    from .io.images import image_size
+
+    out: List[Problem] = []
+    all_values = [v for _, cells in values.values() for v in cells.values()]
+    if all_values and all(v == 0 for v in all_values):
+        out.append(Problem(name, None, None, "every coordinate is 0: this looks like the "
+                           "sample's placeholder, not predictions"))
+        return out
+    if image_dir is None:
+        return out
+    for image, (line, cells) in values.items():
+        path = Path(image_dir) / image
+        try:
+            w, h = image_size(path)
+        except (OSError, ValueError, DataError):
+            continue  # a missing or unreadable image is check_data's to report
+        for col, v in cells.items():
+            limit = w if col.endswith("_x") else h if col.endswith("_y") else None
+            if limit is not None and not 0 <= v <= limit:
+                out.append(Problem(name, line, col, f"{v:g} is outside the {w}x{h} image "
+                                   f"{image!r} (0 to {limit})"))
+    return out
 
 
 def submission_frame(

@@ -23,6 +23,16 @@ written after the JPEGs) exists. A re-run skips finished images and rebuilds ``a
 from the records. The manifest holds a hash of the resolved set definition, the source CSV and
 the library versions; when it differs, the set is rebuilt from scratch.
 
+``--limit K`` (only the first K training images) never touches the complete set: a limited build
+is its own set, ``OUT/<set>-limit<K>/``, whose manifest says ``"limit": K`` and names the set it
+was made from (``"base_set"``).
+
+The manifest records what training checks before it uses a set: ``"complete"`` (true only after
+every image and ``annotations.csv`` are written), ``"data_root"`` (resolved), the source
+``train_df.csv`` sha256 (``source.train_csv_sha256``), the ``label_overrides.csv`` sha256
+(``source.overrides_sha256``, null without the file), the hash of the set definition alone
+(``definition_hash``) and ``hash`` (definition + sources + library versions).
+
 Configs are :mod:`.config`, transforms :mod:`.ops`; the command line is
 :mod:`motion_keypoints.cli.augmentation`.
 """
@@ -248,6 +258,16 @@ def _plan(df, set_def: SetDef, config: AugmentationConfig) -> List[Tuple[str, Li
     return plan
 
 
+def definition_hash(definition: dict) -> str:
+    """Hash of a set's resolved definition alone (transforms, copies, seed, JPEG quality)."""
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+
+
+def limited_set_name(set_name: str, limit: int | None) -> str:
+    """The folder name of a set built from the first ``limit`` images only."""
+    return set_name if limit is None else f"{set_name}-limit{limit}"
+
+
 def _reset_set(set_dir: Path) -> None:
     for sub in ("images", "records"):
         if (set_dir / sub).exists():
@@ -256,14 +276,19 @@ def _reset_set(set_dir: Path) -> None:
         (set_dir / name).unlink(missing_ok=True)
 
 
-def _stale_check(set_dir: Path, expected_hash: str) -> str | None:
+def _stale_check(set_dir: Path, expected_hash: str, limit: int | None = None) -> str | None:
     """Why an existing set folder cannot be resumed (None: it can, or there is nothing)."""
     manifest = set_dir / "manifest.json"
     if manifest.is_file():
         try:
-            old = json.loads(manifest.read_text()).get("hash")
-        except ValueError:
+            data = json.loads(manifest.read_text())
+            old = data.get("hash")
+        except (ValueError, AttributeError):
             return "its manifest.json is unreadable"
+        if data.get("limit") != limit:
+            # never reached through build_sets (limited sets have their own folder), kept as a
+            # guard: a folder built with another --limit is rebuilt, not silently reused
+            return f"it was built with limit {data.get('limit')}, not {limit}"
         if old != expected_hash:
             return (
                 "the set definition, the source CSV or the library versions changed "
@@ -317,32 +342,44 @@ def build_set(
     workers: int,
     limit: int | None = None,
     progress: bool = True,
+    sources: Dict[str, Any] | None = None,
 ) -> dict:
-    """Render one set of an already validated data root; see :func:`build_sets`."""
+    """Render one set of an already validated data root; see :func:`build_sets`. With
+    ``limit``, the set goes to its own folder ``<set>-limit<K>`` (a complete set is never
+    shrunk)."""
     t0 = time.perf_counter()
     paths = DataPaths.from_root(data_root)
     set_def = config.get_set(set_name)
-    set_dir = Path(out) / set_name
+    out_name = limited_set_name(set_name, limit)
+    set_dir = Path(out) / out_name
     images_dir, records_dir = set_dir / "images", set_dir / "records"
     versions = _versions()
     definition = _definition(config, set_def)
     digest = _set_hash(definition, csv_sha256, versions)
 
-    reason = _stale_check(set_dir, digest)
+    reason = _stale_check(set_dir, digest, limit)
     if reason:
-        print(f"{set_name}: {reason}: rebuilding the set from scratch", flush=True)
+        print(f"{out_name}: {reason}: rebuilding the set from scratch", flush=True)
         _reset_set(set_dir)
     images_dir.mkdir(parents=True, exist_ok=True)
     records_dir.mkdir(parents=True, exist_ok=True)
+    sources = sources or {}
     manifest = {
-        "set": set_name,
+        "set": out_name,
+        "base_set": set_name,
         "status": "running",
+        "complete": False,
         "hash": digest,
+        "definition_hash": definition_hash(definition),
         "definition": definition,
+        "data_root": str(paths.root.resolve()),
         "source": {
             "data_root": str(paths.root),
             "train_csv": str(paths.train_csv),
             "sha256": csv_sha256,
+            "train_csv_sha256": sources.get("train_csv_sha256", csv_sha256.split("+")[0]),
+            "overrides_csv": sources.get("overrides_csv"),
+            "overrides_sha256": sources.get("overrides_sha256"),
         },
         "limit": limit,
         "versions": versions,
@@ -403,7 +440,7 @@ def build_set(
     wall = time.perf_counter() - t0
     n_rendered = sum(len(t.outputs) for t in tasks)
     summary = {
-        "set": set_name,
+        "set": out_name,
         "dir": str(set_dir),
         "source_images": len(plan),
         "outputs": len(rows_out),
@@ -420,6 +457,7 @@ def build_set(
     counts = ("source_images", "outputs", "rendered", "skipped", "stale_removed")
     manifest.update(
         status="complete",
+        complete=True,
         counts={k: summary[k] for k in counts},
         adjusted=adjusted,
         workers=workers,
@@ -431,10 +469,28 @@ def build_set(
 
 
 def default_workers() -> int:
+    """Render processes of ``--workers 0`` (auto): the cores this process may use."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def check_out_folder(data_root, out) -> Path:
+    """``out`` (the sets' parent folder) is a writable folder, not inside the data folder's
+    images nor one of its CSVs, nor inside an augmentation set (a folder with manifest.json)."""
+    from ..io.guards import OutputError, check_output, check_writable_dir
+
+    check_output(out, data_root=data_root)
+    check_writable_dir(out)
+    probe = Path(os.path.realpath(os.path.abspath(out)))
+    for folder in (probe, *probe.parents):
+        if (folder / "manifest.json").is_file() and (folder / "annotations.csv").is_file():
+            raise OutputError(
+                f"--out {out} is inside the augmentation set {folder}; give the folder that "
+                f"holds the sets, e.g. {folder.parent}"
+            )
+    return Path(out)
 
 
 def build_sets(
@@ -445,11 +501,14 @@ def build_sets(
     limit: int | None = None,
     config=None,
     progress: bool = True,
+    allow_far_points: bool = False,
 ) -> List[dict]:
-    """Validate the data root, then render each named set into ``out/<set>``.
+    """Validate the data root, then render each named set into ``out/<set>`` (with ``limit``:
+    ``out/<set>-limit<K>``, from the first K training images; a complete set is never shrunk).
 
-    Returns one summary dict per set (counts, ``rendered``/``skipped``, wall time, adjustments).
-    Unknown set names fail before any work, with the closest known name.
+    ``workers`` None or 0: one per core. Returns one summary dict per set (counts,
+    ``rendered``/``skipped``, wall time, adjustments). Unknown set names and a bad ``out``
+    fail before any work, with the closest known name / the way out.
     """
     if not isinstance(config, AugmentationConfig):
         config = load_augmentation_config(config)
@@ -457,11 +516,12 @@ def build_sets(
         config.get_set(name)
     if limit is not None and limit < 1:
         raise AugmentationError(f"--limit must be a positive number of images, got {limit}")
-    workers = default_workers() if workers is None else workers
+    workers = default_workers() if not workers else workers
     if workers < 1:
-        raise AugmentationError(f"--workers must be at least 1, got {workers}")
+        raise AugmentationError(f"--workers must be at least 0 (0: one per core), got {workers}")
     paths = DataPaths.from_root(data_root)
-    validate_data_root(paths.root, splits=("train",))
+    check_out_folder(paths.root, out)
+    validate_data_root(paths.root, splits=("train",), allow_far_points=allow_far_points)
     df = load_train_df(paths.root)  # label_overrides.csv applied
     stems = [Path(i).stem for i in df["image"]]
     clash = sorted(s for s, n in Counter(stems).items() if n > 1)
@@ -472,11 +532,16 @@ def build_sets(
         )
     # The labels the set is made from: the CSV and, when present, its overrides.
     csv_sha256 = file_sha256(paths.train_csv)
+    sources: Dict[str, Any] = {"train_csv_sha256": csv_sha256, "overrides_csv": None,
+                               "overrides_sha256": None}
     if paths.overrides.is_file():
-        csv_sha256 = f"{csv_sha256}+{file_sha256(paths.overrides)}"
+        sources.update(overrides_csv=str(paths.overrides),
+                       overrides_sha256=file_sha256(paths.overrides))
+        csv_sha256 = f"{csv_sha256}+{sources['overrides_sha256']}"
     summaries = []
     for name in set_names:
-        s = build_set(paths.root, out, name, config, df, csv_sha256, workers, limit, progress)
+        s = build_set(paths.root, out, name, config, df, csv_sha256, workers, limit, progress,
+                      sources)
         rate = f", {s['images_per_second']:.1f} img/s" if s["images_per_second"] else ""
         n_adjusted = sum(sum(v.values()) for v in s["adjusted"].values())
         adjusted = (
@@ -485,7 +550,7 @@ def build_sets(
             else ""
         )
         print(
-            f"{name}: {s['outputs']} images from {s['source_images']} sources "
+            f"{s['set']}: {s['outputs']} images from {s['source_images']} sources "
             f"({s['rendered']} rendered, {s['skipped']} already done) in {s['wall_seconds']:.1f}s "
             f"with {workers} worker(s){rate} -> {s['dir']}{adjusted}",
             flush=True,

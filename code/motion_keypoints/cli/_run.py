@@ -1,9 +1,18 @@
 """The one wrapper every command runs in: user errors become one ``error: ...`` message on
 stderr and exit status 1, argparse usage errors exit 2 (argparse's own), and ``--debug`` (or
-``MOTION_KEYPOINTS_DEBUG=1``) shows the traceback instead."""
+``MOTION_KEYPOINTS_DEBUG=1``) shows the traceback instead.
+
+Before the command's body runs, the known harmless library warnings are filtered
+(:func:`motion_keypoints.console.quiet_library_warnings`) and the kit's logger prints plain lines
+(:func:`motion_keypoints.console.setup_console`). A file-system error on a path the user gave
+(permission denied, a folder where a file is expected or the reverse, a read-only disk...) is one
+line ``error: cannot write PATH: ...; choose ...``; any other exception is a bug and keeps its
+traceback.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -19,9 +28,45 @@ DEBUG_ENV = "MOTION_KEYPOINTS_DEBUG"
 #: FloatingPointError is a diverged loss (the trainer's message says how to fix it).
 USER_ERRORS = (UserError, FileNotFoundError, FileExistsError, FloatingPointError)
 
+#: errno values of an OSError on a user's path that the user can fix (not bugs).
+PATH_ERRNOS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EISDIR: "it is a folder, a file was expected",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
 
 def debug_enabled(argv: Sequence[str]) -> bool:
     return DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def path_error_message(exc: OSError) -> Optional[str]:
+    """One line for an OSError on a path the user can fix; None when it is not one (a bug)."""
+    if exc.filename is None or exc.errno not in PATH_ERRNOS:
+        return None
+    path = os.fsdecode(exc.filename)
+    why = PATH_ERRNOS[exc.errno]
+    if exc.errno == errno.EISDIR:
+        fix = "give a file name, not a folder"
+    elif exc.errno == errno.ENOTDIR:
+        fix = "choose a path whose folders are folders, not files"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space or choose another disk"
+    else:
+        fix = "choose a writable location or fix the permissions"
+    return f"cannot write {path}: {why}; {fix}"
+
+
+def _prepare_console() -> None:
+    from .. import console
+
+    console.quiet_library_warnings()
+    console.setup_console()
 
 
 def run_command(body: Callable[[List[str]], Optional[int]], argv: Optional[Sequence[str]] = None) -> int:
@@ -29,12 +74,21 @@ def run_command(body: Callable[[List[str]], Optional[int]], argv: Optional[Seque
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_enabled(argv)
     argv = [a for a in argv if a != DEBUG_FLAG]
+    _prepare_console()
     try:
         return int(body(argv) or 0)
     except USER_ERRORS as exc:
         if debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        message = path_error_message(exc)
+        if message is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -16,30 +16,33 @@ from ._run import run_command
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="check_data.py",
         description="Validate a data root (CSVs, image files, keypoints) and print a summary. "
                     "Exit status 0 when the data is usable, 1 with one line per problem otherwise.")
-    parser.add_argument("--data-root", default="data",
+    parser.add_argument("--data-root", required=True,
                         help="folder with train_df.csv, sample_submission.csv and images/ "
-                             "(default: %(default)s)")
+                             "(required)")
     parser.add_argument("--check-images", choices=IMAGE_CHECK_LEVELS, default="decode",
                         help="exists: files present; header: sizes read, truncated JPEGs caught; "
                              "decode: every image decoded, also catching corrupt data "
                              "(default: %(default)s)")
-    parser.add_argument("--max-shown", type=int, default=MAX_SHOWN,
-                        help="problems/warnings printed before '... and N more' (default: %(default)s)")
+    parser.add_argument("--max-problems", type=int, default=MAX_SHOWN,
+                        help="problems/warnings printed before '... and N more'; 0: all "
+                             "(default: %(default)s)")
+    parser.add_argument("--allow-far-points", action="store_true",
+                        help="accept keypoints further than half the image size outside their "
+                             "image (warnings instead of errors; default: off)")
     parser.add_argument("--audit", action="store_true",
                         help="also audit the training labels: rank suspicious annotations "
                              "(left/right swaps, bones far too long, isolated points), write "
                              "audit.csv, suggested_overrides.csv and a picture per flagged image "
-                             "(findings are warnings: the exit status stays 0)")
+                             "(findings are warnings: the exit status stays 0; default: off)")
     parser.add_argument("--audit-out", default="outputs/audit",
-                        help="folder for the audit's outputs (default: %(default)s)")
+                        help="folder for the audit's outputs (a folder; default: %(default)s)")
     parser.add_argument("--audit-top", type=int, default=20,
                         help="findings printed (all are in audit.csv; default: %(default)s)")
     return parser
-
-
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -49,8 +52,10 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.audit_top < 0:
         parser.error(f"--audit-top must be >= 0, got {args.audit_top}")
-    return check_data(args.data_root, args.check_images, args.max_shown, args.audit,
-                      args.audit_out, args.audit_top)
+    if args.max_problems < 0:
+        parser.error(f"--max-problems must be >= 0 (0: all), got {args.max_problems}")
+    return check_data(args.data_root, args.check_images, args.max_problems, args.audit,
+                      args.audit_out, args.audit_top, allow_far_points=args.allow_far_points)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

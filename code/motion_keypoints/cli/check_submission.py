@@ -7,33 +7,45 @@ import argparse
 import sys
 from typing import Sequence
 
+from ..io.problems import MAX_SHOWN
 from ._run import run_command
 
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="check_submission.py",
         description="Validate a submission file against the data's sample_submission.csv.",
     )
     parser.add_argument("file", help="submission CSV to check")
-    parser.add_argument("--data-root", required=True, help="data folder with sample_submission.csv")
+    parser.add_argument("--data-root", required=True,
+                        help="data folder with sample_submission.csv and images/test_imgs "
+                        "(required)")
     parser.add_argument(
-        "--max-problems", type=int, default=50, help="list at most this many problems (0: all)"
+        "--max-problems", type=int, default=MAX_SHOWN,
+        help="list at most this many problems/warnings; 0: all (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    if args.max_problems < 0:
+        parser.error(f"--max-problems must be >= 0 (0: all), got {args.max_problems}")
     from ..data.layout import DataPaths
-    from ..io.problems import DataError
+    from ..io.problems import DataError, format_problems
     from ..submission import check_submission, sample_layout
 
-    sample = DataPaths.from_root(args.data_root).sample_submission
+    paths = DataPaths.from_root(args.data_root)
+    sample = paths.sample_submission
+    warnings: list = []
     try:
-        problems = check_submission(args.file, sample)
+        problems = check_submission(args.file, sample, warnings, paths.test_images)
     except DataError as exc:
         print(f"error: cannot check against {sample}:\n{exc}", file=sys.stderr)
         return 1
+    for line in format_problems(warnings, args.max_problems):
+        print(f"warning: {line}", file=sys.stderr)
     if not problems:
         _, images = sample_layout(sample)
-        print(f"OK: {args.file}: {len(images)} images in the columns and row order of {sample}")
+        print(f"OK: {args.file}: {len(images)} images in the columns and row order of {sample}"
+              + (f" ({len(warnings)} warning(s))" if warnings else ""))
         return 0
     shown = problems if args.max_problems <= 0 else problems[: args.max_problems]
     for p in shown:

@@ -65,9 +65,15 @@ def run_demo(
             f"config file {config} not found in {Path.cwd()}: run the demo from the repository "
             "root (make demo) or pass --config-file"
         )
-    t0 = time.perf_counter()
+    from ..io.guards import check_output, check_writable_dir, check_writable_file
+
     out = Path(out)
     data = out / "synthetic"
+    # before any work: the demo's folder and the submission are writable and no input
+    check_writable_dir(out, option="--out")
+    check_output(submission, data_root=data, option="--submission")
+    check_writable_file(submission, option="--submission")
+    t0 = time.perf_counter()
     augmented = out / "augmented"
     log = out / "demo.log"
     times = {}
@@ -119,18 +125,32 @@ def run_demo(
 
 
 def _main(argv) -> int:
-    p = argparse.ArgumentParser(prog="demo.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="outputs/demo", help="working folder of the demo")
-    p.add_argument("--train", type=int, default=400, help="synthetic training images")
-    p.add_argument("--test", type=int, default=40, help="synthetic test images")
-    p.add_argument("--width", type=int, default=384)
-    p.add_argument("--height", type=int, default=216)
-    p.add_argument("--sets", default="demo,demo_crop", help="augmentation sets, one model each")
-    p.add_argument("--config-file", default="configs/tiny-cpu.yaml")
-    p.add_argument("--iters", type=int, default=400, help="training iterations per model")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--submission", default="submissions/submission.csv")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="extra config overrides KEY VALUE ...")
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, prog="demo.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", default="outputs/demo", metavar="DIR",
+                   help="working folder of the demo (a folder; default: %(default)s)")
+    p.add_argument("--train", type=int, default=400,
+                   help="synthetic training images (default: %(default)s)")
+    p.add_argument("--test", type=int, default=40,
+                   help="synthetic test images (default: %(default)s)")
+    p.add_argument("--width", type=int, default=384,
+                   help="synthetic image width (default: %(default)s)")
+    p.add_argument("--height", type=int, default=216,
+                   help="synthetic image height (default: %(default)s)")
+    p.add_argument("--sets", default="demo,demo_crop",
+                   help="augmentation sets, one model each (default: %(default)s)")
+    p.add_argument("--config-file", default="configs/tiny-cpu.yaml", metavar="FILE",
+                   help="training config of every model (default: %(default)s)")
+    p.add_argument("--iters", type=int, default=400,
+                   help="training iterations per model (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the synthetic data (default: %(default)s)")
+    p.add_argument("--submission", default="submissions/submission.csv", metavar="FILE",
+                   help="the submission to write (a file; default: %(default)s)")
+    p.add_argument("opts", nargs=argparse.REMAINDER,
+                   help="extra config overrides KEY VALUE ... (default: none)")
     a = p.parse_args(argv)
     run_demo(
         Path(a.out), a.train, a.test, a.width, a.height, [s for s in a.sets.split(",") if s],

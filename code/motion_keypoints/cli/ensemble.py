@@ -15,22 +15,32 @@ def _main(argv: Sequence[str] | None) -> int:
     from ..io.predictions import PREDICTION_SPLITS
 
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="ensemble.py",
         description="Fuse the predictions of several runs into a submission (test) or evaluate "
         "the fusion on the validation images (val).",
     )
-    parser.add_argument("--runs", nargs="+", required=True, help="run folders (outputs/<run>)")
-    parser.add_argument("--data-root", required=True, help="data folder of the predictions")
-    parser.add_argument("--split", default="test", choices=PREDICTION_SPLITS)
-    parser.add_argument("--method", default="mean", choices=METHODS)
+    parser.add_argument("--runs", nargs="+", required=True,
+                        help="run folders (outputs/<run>) with predictions_<split>.csv (required)")
+    parser.add_argument("--data-root", required=True,
+                        help="data folder of the predictions (required)")
+    parser.add_argument("--split", default="test", choices=PREDICTION_SPLITS,
+                        help="test: write the submission; val: fuse and score the validation "
+                        "predictions (default: %(default)s)")
+    parser.add_argument("--method", default="mean", choices=METHODS,
+                        help="fusion of the members' keypoints (default: %(default)s)")
     parser.add_argument("--weight-by", default="rmse", choices=WEIGHT_BY,
-                        help="weighted: run_info val_rmse (weights ∝ 1/rmse²) or keypoint scores")
-    parser.add_argument("--k", type=float, default=2.0, help="robust: drop members beyond k·σ")
-    parser.add_argument("--out", default=None,
-                        help="output CSV (default: submissions/submission.csv for test, "
-                        "outputs/ensemble/predictions_val.csv for val)")
-    parser.add_argument("--samples", type=int, default=8, help="images per sample grid (0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample images")
+                        help="weighted: run_info val_rmse (weights ∝ 1/rmse²) or keypoint scores "
+                        "(default: %(default)s)")
+    parser.add_argument("--k", type=float, default=2.0,
+                        help="robust: drop members beyond k·σ (default: %(default)s)")
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="output CSV (a file; default: submissions/submission.csv for test, "
+                        "outputs/ensemble/predictions_val.csv for val); never an input")
+    parser.add_argument("--samples", type=int, default=8,
+                        help="images per sample grid, 0: none (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the sample images (default: %(default)s)")
     args = parser.parse_args(argv)
     out = args.out or (
         "submissions/submission.csv" if args.split == "test" else "outputs/ensemble/predictions_val.csv"

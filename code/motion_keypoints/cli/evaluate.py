@@ -13,12 +13,16 @@ def _main(argv: Sequence[str] | None) -> int:
     from ..evaluation.evaluate import evaluate_files, format_table, short_list
 
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="evaluate.py", description="RMSE of predictions against labels, overall and per keypoint."
     )
-    parser.add_argument("--pred", required=True, help="predictions or submission CSV")
-    parser.add_argument("--truth", required=True, help="labels CSV (train_df.csv, test_labels.csv)")
+    parser.add_argument("--pred", required=True, metavar="FILE",
+                        help="predictions or submission CSV (required)")
+    parser.add_argument("--truth", required=True, metavar="FILE",
+                        help="labels CSV, e.g. train_df.csv or test_labels.csv (required)")
     parser.add_argument("--skip-missing", action="store_true",
-                        help="leave out images without a prediction (counted) instead of failing")
+                        help="leave out images without a prediction (counted) instead of failing "
+                        "(default: off)")
     args = parser.parse_args(argv)
     res = evaluate_files(args.pred, args.truth, args.skip_missing)
     rows = [(n, v) for n, v in res["per_keypoint"].items()] + [("overall", res["rmse"])]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Sequence
 
 from ._run import run_command
@@ -33,12 +32,15 @@ def _main(argv: Sequence[str] | None) -> int:
     from ..utils import atomic_path
 
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="smooth.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--pred", required=True, help="predictions or submission CSV to smooth")
-    parser.add_argument("--out", required=True, help="smoothed CSV to write (a file)")
+    parser.add_argument("--pred", required=True, metavar="FILE",
+                        help="predictions or submission CSV to smooth (required)")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="smoothed CSV to write (a file; never an input; required)")
     parser.add_argument("--method", choices=S.METHODS, default=S.DEFAULT_METHOD,
                         help="smoother when not tuned (default: %(default)s)")
     parser.add_argument("--sigma", type=float, default=S.DEFAULT_PARAMS["gaussian"]["sigma"],
@@ -54,14 +56,17 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if bool(args.tune_pred) != bool(args.truth):
         parser.error("--tune-pred and --truth go together")
+    if args.max_gap < 0:
+        parser.error(f"--max-gap must be >= 0, got {args.max_gap}")
+    if args.sigma <= 0:
+        parser.error(f"--sigma must be > 0, got {args.sigma}")
+    # before any work: no output is an input, and each can be written
     inputs = [p for p in (args.pred, args.tune_pred, args.truth) if p]
-    for p in inputs:
-        if Path(p).resolve() == Path(args.out).resolve():
-            from ..io.guards import OutputError
-
-            raise OutputError(f"--out {args.out} is an input of this command; choose another file")
-    check_output(args.out)
+    check_output(args.out, inputs=inputs)
     check_writable_file(args.out)
+    if args.report:
+        check_output(args.report, inputs=inputs + [args.out], option="--report")
+        check_writable_file(args.report, option="--report")
 
     df = _read_table(args.pred)
     if args.tune_pred:

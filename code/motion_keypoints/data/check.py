@@ -44,11 +44,20 @@ def format_report(report: DataReport) -> str:
 
 
 def check_data(data_root, check_images: str = "decode", max_shown: int = MAX_SHOWN,
-               audit: bool = False, audit_out="outputs/audit", audit_top: int = 20) -> int:
+               audit: bool = False, audit_out="outputs/audit", audit_top: int = 20,
+               allow_far_points: bool = False) -> int:
     """Validate ``data_root`` and print the summary (warnings and problems to stderr); with
-    ``audit``, audit the labels too. 0 when the data is usable, 1 otherwise."""
+    ``audit``, audit the labels too. 0 when the data is usable, 1 otherwise. ``max_shown``: how
+    many problems/warnings are printed (0: all). The audit's output folder is checked before any
+    work (never an input, a folder, writable)."""
+    if audit:
+        from ..io.guards import check_output, check_writable_dir
+
+        check_output(audit_out, data_root=data_root, option="--audit-out")
+        check_writable_dir(audit_out, option="--audit-out")
     try:
-        report = validate_data_root(data_root, check_images=check_images)
+        report = validate_data_root(data_root, check_images=check_images,
+                                    allow_far_points=allow_far_points)
     except DataError as exc:
         print(f"check_data: {len(exc.problems)} problem(s) in {data_root}:", file=sys.stderr)
         for line in format_problems(exc.problems, max_shown):

@@ -11,7 +11,11 @@ A data root ``DIR`` has the competition layout::
                                   :func:`load_train_df` applies over train_df.csv
 
 Coordinates are pixel indices (see :mod:`motion_keypoints.geometry`); a point is reported as
-outside an image of size W x H unless ``0 <= x <= W`` and ``0 <= y <= H``.
+outside an image of size W x H unless ``0 <= x <= W`` and ``0 <= y <= H``. Just outside is a
+warning (the point gets visibility 0 in training); further than ``far_margin`` times the image
+size outside (default :data:`FAR_MARGIN`: half the width left/right, half the height above/below)
+it is implausible and an error naming file, line and column, unless ``allow_far_points``
+(``check_data.py --allow-far-points``, the train config's ``DATA.ALLOW_FAR_POINTS``).
 """
 from __future__ import annotations
 
@@ -45,6 +49,10 @@ from ..utils import PathLike
 DATA_SPLITS = ("train", "test")
 
 logger = logging.getLogger("motion_keypoints")
+
+#: How far outside its image a keypoint may lie, as a fraction of the image size (x: width,
+#: y: height), before it is an error rather than a warning.
+FAR_MARGIN = 0.5
 
 @dataclass(frozen=True)
 class DataPaths:
@@ -82,26 +90,46 @@ class DataReport:
 
 
 
-def _outside_warnings(table: Table) -> Tuple[List[Problem], int, int]:
-    """Warnings for rows with keypoints outside their image; also the point and row counts."""
+def _outside_warnings(table: Table, far_margin: float | None = FAR_MARGIN
+                      ) -> Tuple[List[Problem], List[Problem], int, int]:
+    """Warnings for rows with keypoints outside their image, errors (one per coordinate) for
+    points beyond ``far_margin`` x the image size outside (None: never an error); also the
+    counts of points and rows outside."""
     df = table.df
     known = df["image"].map(lambda n: n in table.sizes).to_numpy(bool)
     if not known.any():
-        return [], 0, 0
+        return [], [], 0, 0
     xy = keypoints_array(df)[known]
     wh = np.array([table.sizes[n] for n in df["image"][known]], np.float64)[:, None, :]
     outside = ((xy < 0) | (xy > wh)).any(axis=2)
     lines = np.asarray(table.lines)[known]
     images = df["image"][known].tolist()
+    errors: List[Problem] = []
+    far = np.zeros_like(xy, dtype=bool)
+    if far_margin is not None:
+        margin = far_margin * wh
+        far = (xy < -margin) | (xy > wh + margin)
+        for r, k, a in zip(*np.nonzero(far)):
+            w, h = table.sizes[images[r]]
+            axis = "xy"[a]
+            limit = margin[r, 0, a]
+            errors.append(Problem(
+                table.path, int(lines[r]), f"{KEYPOINT_NAMES[k]}_{axis}",
+                f"{axis} = {xy[r, k, a]:g} is implausibly far outside the {w}x{h} image "
+                f"{images[r]!r} (allowed: {-limit:g} to {(w, h)[a] + limit:g}, i.e. "
+                f"{far_margin:g} x the image size outside): fix the label (label_overrides.csv) "
+                "or allow such points explicitly (check_data.py --allow-far-points; "
+                "DATA.ALLOW_FAR_POINTS True)"))
+    near = outside & ~far.any(axis=2)
     warnings = []
-    for r in np.flatnonzero(outside.any(axis=1)):
+    for r in np.flatnonzero(near.any(axis=1)):
         pts = ", ".join(f"{KEYPOINT_NAMES[k]} ({xy[r, k, 0]:g}, {xy[r, k, 1]:g})"
-                        for k in np.flatnonzero(outside[r]))
+                        for k in np.flatnonzero(near[r]))
         w, h = table.sizes[images[r]]
         warnings.append(Problem(table.path, int(lines[r]), None, f"keypoints outside the {w}x{h} "
                                 f"image {images[r]!r}: {pts} (they get visibility 0 in training)"))
-    return warnings, int(outside.sum()), len(warnings)
-
+    rows = int(outside.any(axis=1).sum())
+    return warnings, errors, int(outside.sum()), rows
 
 
 def train_labels(root: PathLike) -> Tuple[pd.DataFrame, Optional[pd.DataFrame]]:
@@ -126,11 +154,13 @@ def load_train_df(root: PathLike, overrides: bool = True) -> pd.DataFrame:
 
 
 def validate_data_root(root: PathLike, check_images: Union[bool, str] = True,
-                       splits: Sequence[str] = DATA_SPLITS) -> DataReport:
+                       splits: Sequence[str] = DATA_SPLITS, allow_far_points: bool = False,
+                       far_margin: float = FAR_MARGIN) -> DataReport:
     """Check a data root before long work: the CSVs (strictly), ``label_overrides.csv`` when
     present, that every listed image is in its folder and readable (``check_images``:
     False/``"exists"``, ``"header"``, True/``"decode"``), and, where image sizes are known, which
-    keypoints (overrides applied) lie outside their image (warnings).
+    keypoints (overrides applied) lie outside their image (warnings), or further than
+    ``far_margin`` x the image size outside (errors, unless ``allow_far_points``: then warnings).
     Raises :class:`DataError` listing every problem found."""
     level = image_level(check_images)
     unknown = [s for s in splits if s not in DATA_SPLITS]
@@ -175,8 +205,10 @@ def validate_data_root(root: PathLike, check_images: Union[bool, str] = True,
             sizes = Counter(f"{w}x{h}" for w, h in table.sizes.values())
             info["image_sizes"] = dict(sizes.most_common())
         if labelled:
-            outside, n_points, n_rows = _outside_warnings(table)
+            outside, far, n_points, n_rows = _outside_warnings(
+                table, None if allow_far_points else far_margin)
             warnings.extend(outside)
+            problems.extend(far)
             info["points_outside"] = n_points
             info["rows_with_points_outside"] = n_rows
         summary[split] = info

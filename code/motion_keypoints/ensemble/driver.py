@@ -176,9 +176,27 @@ def run_ensemble(
     if dup:
         raise EnsembleError(f"run given more than once: {dup[0]}")
     paths = DataPaths.from_root(data_root)
+    if out is not None:  # before any work: never write over an input (the data, the runs)
+        from ..io.guards import check_output, check_writable_file
+
+        member_files = [Path(r) / f"predictions_{split}{tail}.csv" for r in runs
+                        for tail in ("", "_noflip")]
+        check_output(out, data_root=data_root, runs=runs, inputs=member_files)
+        check_writable_file(out)
     members = [load_member_predictions(r, split, data_root) for r in runs]
     check_compatible(members, split)
     images = members[0].images
+    if samples > 0:  # the pictures need the images: a missing one is named before any work
+        image_dir = paths.test_images if split == "test" else paths.train_images
+        listed_in = paths.sample_submission if split == "test" else paths.train_csv
+        gone = [i for i in images if not (image_dir / i).is_file()]
+        if gone:
+            raise EnsembleError(
+                f"{image_dir / gone[0]}: image listed in {listed_in} is missing"
+                + (f" ({len(gone)} images missing)" if len(gone) > 1 else "")
+                + "; restore it (python code/check_data.py --data-root "
+                f"{paths.root} lists them) or run with --samples 0"
+            )
     members = [m.aligned(images) for m in members]
     noflip = [load_member_predictions(r, split, data_root, noflip=True) for r in runs]
     for main_run, nf in zip(members, noflip):

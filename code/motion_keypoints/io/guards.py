@@ -6,15 +6,21 @@ inputs it protects are:
 - the data folder's CSVs (``train_df.csv``, ``sample_submission.csv``, ``test_labels.csv``,
   ``label_overrides.csv``) and everything under its ``images/`` folder;
 - an augmentation set's files (a folder holding ``manifest.json``);
-- a run's checkpoints (``*.pth``, ``last_checkpoint``) and its ``run_info.json``/``split.json``.
+- a run's checkpoints (``*.pth``, ``last_checkpoint``) and its ``run_info.json``/``split.json``;
+- any other file the command reads (``inputs``: e.g. the predictions a command fuses or smooths).
 
 Paths are compared after resolving symlinks and ``..``, so ``DATA/../DATA/train_df.csv`` or a link
-to it is refused too.
+to it is refused too (and a hard link to an existing input, compared by inode).
+
+:func:`check_writable_file` / :func:`check_writable_dir` then check the kind (a file where a file
+is expected, a folder where a folder is) and that the place can be written, by trying it (a
+nameless temporary file: as root ``os.access`` says yes even on a read-only disk).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
@@ -47,9 +53,13 @@ def protected_paths(
     data_root: Optional[PathLike] = None,
     runs: Iterable[PathLike] = (),
     aug_sets: Iterable[PathLike] = (),
+    inputs: Iterable[PathLike] = (),
 ) -> List[Tuple[Path, str, bool]]:
     """``(path, what it is, is_folder)`` for every input of a command."""
     out: List[Tuple[Path, str, bool]] = []
+    for given in inputs:
+        p = _resolve(given)
+        out.append((p, f"its input {given}", p.is_dir()))
     if data_root is not None:
         root = _resolve(data_root)
         for name in DATA_CSVS:
@@ -74,23 +84,35 @@ def check_output(
     data_root: Optional[PathLike] = None,
     runs: Iterable[PathLike] = (),
     aug_sets: Iterable[PathLike] = (),
+    inputs: Iterable[PathLike] = (),
     option: str = "--out",
 ) -> Path:
     """Refuse an output path that is (or lies inside) an input; returns the path as given.
 
-    A path that is a checkpoint (``*.pth``) is always refused: no command writes checkpoints
-    except training, which does not use this function.
+    ``inputs`` are further files (or folders) the command reads. A path that is a checkpoint
+    (``*.pth``) is always refused: no command writes checkpoints except training, which does not
+    use this function.
     """
     target = _resolve(path)
     if target.suffix == ".pth":
         raise OutputError(f"{option} {path}: refusing to write over a checkpoint; choose another file")
-    for protected, what, is_folder in protected_paths(data_root, runs, aug_sets):
-        if target == protected or (is_folder and _inside(target, protected)):
+    for protected, what, is_folder in protected_paths(data_root, runs, aug_sets, inputs):
+        if target == protected or (is_folder and _inside(target, protected)) or _same_file(
+            target, protected
+        ):
             raise OutputError(
                 f"{option} {path} would overwrite {what} ({protected}), an input of this command; "
                 "choose another output path"
             )
     return Path(path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Two existing paths naming the same file (a hard link)."""
+    try:
+        return a.is_file() and b.is_file() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_writable_file(path: PathLike, option: str = "--out") -> Path:
@@ -107,6 +129,11 @@ def check_writable_dir(path: PathLike, option: str = "--out") -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise OutputError(f"{option} {path} is a file; give a folder (it is created if missing)")
+    if not p.exists() and p.suffix.lower() in (".csv", ".json", ".jpg", ".png", ".txt"):
+        raise OutputError(
+            f"{option} {path} looks like a file name but a folder is expected; give a folder, "
+            f"e.g. {p.with_suffix('')}"
+        )
     _check_folder_writable(p, option, path)
     return p
 
@@ -118,8 +145,24 @@ def _check_folder_writable(folder: Path, option: str, given: PathLike) -> None:
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise OutputError(f"{option} {given}: {probe} is a file, not a folder")
-    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(
-            f"{option} {given}: cannot write in {probe} (permission denied); choose a writable place"
+            f"{option} {given}: {probe} is a file, not a folder; choose a path under a folder"
         )
+    if probe.exists() and not _can_write_in(probe):
+        raise OutputError(
+            f"{option} {given}: cannot write in {probe} (permission denied or read-only); "
+            "choose a writable place"
+        )
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``: ``os.access``, then a real try (a temporary
+    file, removed at once), since ``os.access`` says yes to root even on a read-only disk."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return False
+    return True

@@ -9,8 +9,9 @@ from typing import List, Sequence
 from ..errors import UserError
 from ..utils import PathLike
 
-#: How many problems/warnings a message shows before "... and N more".
+#: How many problems/warnings a message shows before "... and N more" (0: all).
 MAX_SHOWN = 50
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -31,8 +32,11 @@ class Problem:
         return ": ".join(prefix + [self.message])
 
 
-def format_problems(problems: Sequence[Problem], limit: int = MAX_SHOWN) -> List[str]:
-    """One line per problem, the first ``limit`` of them, then ``... and N more``."""
+def format_problems(problems: Sequence[Problem], limit: int | None = MAX_SHOWN) -> List[str]:
+    """One line per problem, the first ``limit`` of them (0 or None: all), then
+    ``... and N more``."""
+    if not limit or limit < 0:
+        limit = len(problems)
     lines = [str(p) for p in problems[:limit]]
     if len(problems) > limit:
         lines.append(f"... and {len(problems) - limit} more")

@@ -422,10 +422,10 @@ def apply_overrides(df: pd.DataFrame, overrides: PathLike | pd.DataFrame) -> pd.
 RawCsv = Tuple[List[str], List[Tuple[int, List[str]]]]
 
 
-def read_raw_csv(path: PathLike) -> RawCsv:
-    """Header (fields stripped) and data records of a CSV, as text, with their 1-based line
-    numbers (header: line 1), read by :func:`read_records`. Raises :class:`DataError` when the
-    file is missing, empty or not UTF-8 text."""
+def read_raw_csv(path: PathLike, strip_header: bool = True) -> RawCsv:
+    """Header (fields stripped unless ``strip_header`` is false) and data records of a CSV, as
+    text, with their 1-based line numbers (header: line 1), read by :func:`read_records`. Raises
+    :class:`DataError` when the file is missing, empty or not UTF-8 text."""
     path = Path(path)
     if not path.is_file():
         raise DataError([Problem(str(path), None, None, "file not found")])
@@ -436,7 +436,7 @@ def read_raw_csv(path: PathLike) -> RawCsv:
     if not records:
         raise DataError([Problem(str(path), None, None, "empty file: no header line")])
     (_, header), *rows = records
-    return [h.strip() for h in header], rows
+    return ([h.strip() for h in header] if strip_header else list(header)), rows
 
 
 def parse_number(text: str) -> float:
