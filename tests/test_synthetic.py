@@ -207,3 +207,93 @@ def test_cli_writes_the_layout(tmp_path):
         assert (out / name).is_file()
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "up to date" in again.stdout
+
+
+# ---------------------------------------------------------------- issue 13: dense clips, distractor, video
+
+
+def test_dense_clips_are_consecutive_and_move_smoothly():
+    from motion_keypoints.data.naming import GROUP_PATTERN
+
+    frames = 12
+    items = plan_items(2 * frames, 0, 0, 1, frames, frame_step=1)
+    by_clip = {}
+    for it in items:
+        kps = render_item(it, 0, W, H, 1, frames, 0.03, frame_step=1)[1]
+        by_clip.setdefault(it.clip, []).append((int(GROUP_PATTERN.match(it.name)["frame"]), kps))
+    sparse = plan_items(frames, 0, 0, 1, frames)
+    sparse_kps = np.stack([render_item(it, 0, W, H, 1, frames, 0.0)[1] for it in sparse])
+    for seq in by_clip.values():
+        numbers = [f for f, _ in seq]
+        assert np.array_equal(np.diff(numbers), np.ones(frames - 1))  # consecutive frames
+        kps = np.stack([k for _, k in seq])
+        speed = np.linalg.norm(np.diff(kps, axis=0), axis=-1)
+        accel = np.linalg.norm(np.diff(kps, 2, axis=0), axis=-1)
+        assert speed.max() < 0.05 * W  # no jumps (no per-frame push towards a border)
+        assert accel.mean() < 0.5  # smooth: second differences well under a pixel
+    # the sparse default jitters the pose per frame: far rougher
+    assert np.linalg.norm(np.diff(sparse_kps, 2, axis=0), axis=-1).mean() > 1.0
+
+
+def test_distractor_is_drawn_but_not_labelled(tmp_path):
+    from motion_keypoints.data.synthetic.writer import DISTRACTOR_LABELS, render_item_full
+
+    items = plan_items(6, 0, 0, 1, 6, frame_step=1)
+    for it in items[:3]:
+        plain = render_item_full(it, 0, W, H, 1, 6, 0.0, frame_step=1)
+        both = render_item_full(it, 0, W, H, 1, 6, 0.0, frame_step=1, distractor=1.0)
+        assert plain.distractor is None and both.distractor is not None
+        assert np.array_equal(plain.keypoints, both.keypoints)  # the label is the main person's
+        d = both.distractor
+        assert _inside(d, W, H).all()
+        size = lambda k: np.ptp(k[:, 1])  # noqa: E731
+        assert size(d) < 0.8 * size(both.keypoints)  # smaller
+        x, y = np.round(d).astype(int).T
+        changed = np.abs(both.image[y, x].astype(int) - plain.image[y, x].astype(int)).max(1)
+        assert (changed > 25).mean() > 0.8  # drawn where its keypoints are
+    out = make_synthetic(tmp_path / "d", 6, 0, width=W, height=H, progress=False,
+                         cameras_per_clip=1, frames_per_camera=6, frame_step=1, distractor=1.0)
+    train = pd.read_csv(out / "train_df.csv")
+    others = pd.read_csv(out / DISTRACTOR_LABELS)
+    assert tuple(train.columns) == CSV_COLUMNS and len(train) == 6  # one labelled person per image
+    assert others["image"].tolist() == train["image"].tolist()
+    assert not np.allclose(_coords(others), _coords(train))
+
+
+def test_default_output_has_no_new_files_or_keys(synthetic_data):
+    import json
+
+    meta = json.loads((synthetic_data / "synthetic.json").read_text())
+    assert "frame_step" not in meta and "distractor" not in meta
+    assert not (synthetic_data / "distractor_labels.csv").exists()
+
+
+def test_video_of_one_clip_is_written_and_decodable(tmp_path):
+    from motion_keypoints.data.synthetic.writer import video_labels_path
+    from motion_keypoints.io.video import count_frames, open_frames
+
+    video = tmp_path / "v" / "clip.mp4"
+    out = tmp_path / "data"
+    code = make_synthetic_main(["--out", str(out), "--train", "2", "--test", "10", "--width", "96",
+                                "--height", "64", "--cameras-per-clip", "1", "--frames-per-camera",
+                                "10", "--frame-step", "1", "--video", str(video), "--quiet"])
+    assert code == 0
+    src = open_frames(video)
+    assert (src.width, src.height) == (96, 64) and src.fps == 30.0
+    assert count_frames(video) == 10
+    labels = pd.read_csv(video_labels_path(video))
+    assert labels["frame"].tolist() == list(range(10))
+    truth = pd.read_csv(out / "test_labels.csv").set_index("image")
+    assert np.allclose(labels[list(COORD_COLUMNS)].to_numpy(float),
+                       truth.loc[labels["image"], list(COORD_COLUMNS)].to_numpy(float))
+    frame0 = next(iter(src))
+    assert frame0.shape == (64, 96, 3)
+
+
+def test_bad_options_are_one_line_errors(tmp_path, capsys):
+    assert make_synthetic_main(["--out", str(tmp_path / "x"), "--train", "2", "--test", "0",
+                                "--frame-step", "-1", "--quiet"]) == 1
+    assert make_synthetic_main(["--out", str(tmp_path / "y"), "--train", "2", "--test", "0",
+                                "--distractor", "2", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)

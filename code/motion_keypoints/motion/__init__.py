@@ -5,6 +5,10 @@
   One-Euro), person-switch detection, parameter choice on validation clips, jitter metric.
 * :mod:`motion_keypoints.motion.select` — which detected person to keep (score, area, centre,
   track) and aligning ensemble members on the same person.
+* :mod:`motion_keypoints.motion.video` — ``predict_video``: a video or frames folder to a
+  keypoints CSV and an overlay video (members, flip TTA, track, smoothing).
+* :mod:`motion_keypoints.motion.measure` — the figures of issue 13 on synthetic clips (smoothing
+  on dense and sparse clips, wrong-person rate per rule, video throughput).
 
-Both are pure numpy/pandas: importing them does not import torch or detectron2.
+Importing them does not import torch or detectron2 (``video`` loads them with a run).
 """

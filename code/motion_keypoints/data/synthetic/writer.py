@@ -14,6 +14,19 @@ frames. Train and test use disjoint clips; ``test_labels.csv`` holds the true te
 Everything is a function of ``(seed, split, clip, camera, frame)``, so an image does not depend
 on the order of generation or on how many images are made.
 
+Options (all off by default; the default output is byte-identical to earlier versions):
+
+* ``frame_step`` > 0 — *temporally dense* clips: frame numbers ``step`` apart (1: consecutive)
+  and smooth motion (the pose jitter is fixed per clip instead of drawn per frame, and no single
+  frame is pushed towards a border by ``outside_rate``), like a video.
+  0 keeps the competition-like sparse clips (a random step of 2–11 frames, jitter per frame).
+* ``distractor`` — the fraction of clip cameras that also show a *distractor*: a second, smaller
+  person off to the side (behind the main person), moving on its own and **not labelled**; its
+  keypoints go to ``distractor_labels.csv`` (for measuring the wrong-person rate) only.
+* ``video`` — an MP4 (OpenCV ``mp4v``) of the first test clip's first camera (the first
+  training clip when there is no test image), frames rendered losslessly at ``fps``, with its
+  true keypoints per frame in a CSV next to it (:func:`video_labels_path`).
+
 The person is :mod:`.body`, its drawing :mod:`.render`. The command line is
 :mod:`motion_keypoints.cli.make_synthetic`.
 """
@@ -24,7 +37,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -32,15 +45,17 @@ from tqdm import tqdm
 from ...io.images import write_jpeg
 from ...io.tables import keypoints_frame, write_keypoint_csv
 from ...meta import KEYPOINT_NAMES
-from ...utils import PathLike, atomic_write_text
+from ...utils import PathLike, atomic_path, atomic_write_text
 from ..layout import DATA_SPLITS as SPLITS
-from ..naming import CAMERAS, frame_name
+from ..naming import CAMERAS, frame_name, group_key
 from .body import View, _rng, pose_angles, pose_figure, sample_body, sample_motion
 from .render import _Projector, draw_figure, keypoint_array, place, push_outside, render_background
 
 #: Bump when the rendering changes, so an existing synthetic folder is regenerated.
 GENERATOR_VERSION = 1
 MANIFEST_NAME = "synthetic.json"
+#: Keypoints of the unlabelled distractor persons (only written with ``distractor`` > 0).
+DISTRACTOR_LABELS = "distractor_labels.csv"
 
 # --------------------------------------------------------------------------- the data set
 
@@ -62,15 +77,19 @@ def _clip_numbers(n_train_clips: int) -> Dict[str, int]:
     return {"train": 1, "test": 1 + n_train_clips}
 
 
-def _clip_plan(seed: int, split_code: int, clip: int, cameras_per_clip: int):
-    """A clip's generator (for its person and motion), cameras, first frame number and frame step."""
+def _clip_plan(seed: int, split_code: int, clip: int, cameras_per_clip: int, frame_step: int = 0):
+    """A clip's generator (for its person and motion), cameras, first frame number and frame step
+    (``frame_step`` when > 0, else random; the random step is drawn either way, so the clip's
+    person and motion do not depend on ``frame_step``)."""
     crng = _rng(seed, split_code, clip, 0)
     cams = sorted(crng.choice(len(CAMERAS), cameras_per_clip, replace=False).tolist())
-    return crng, cams, int(crng.integers(1, 300)), int(crng.integers(2, 12))
+    frame0, step = int(crng.integers(1, 300)), int(crng.integers(2, 12))
+    return crng, cams, frame0, (int(frame_step) if frame_step > 0 else step)
 
 
 def plan_items(
-    n_train: int, n_test: int, seed: int, cameras_per_clip: int, frames_per_camera: int
+    n_train: int, n_test: int, seed: int, cameras_per_clip: int, frames_per_camera: int,
+    frame_step: int = 0,
 ) -> List[ImageItem]:
     """The images to make, in order, with their competition-style names."""
     per_clip = cameras_per_clip * frames_per_camera
@@ -81,7 +100,7 @@ def plan_items(
         for i in range(counts[split]):
             clip, r = divmod(i, per_clip)
             cam_slot, frame_slot = divmod(r, frames_per_camera)
-            _, cams, frame0, step = _clip_plan(seed, split_code, clip, cameras_per_clip)
+            _, cams, frame0, step = _clip_plan(seed, split_code, clip, cameras_per_clip, frame_step)
             name = frame_name(first[split] + clip, CAMERAS[cams[cam_slot]], frame0 + frame_slot * step)
             items.append(ImageItem(split, i, clip, cam_slot, frame_slot, name))
     return items
@@ -95,10 +114,100 @@ def render_item(
     cameras_per_clip: int,
     frames_per_camera: int,
     outside_rate: float = 0.0,
+    *,
+    frame_step: int = 0,
+    distractor: float = 0.0,
 ) -> Tuple[np.ndarray, np.ndarray, int]:
     """Render one planned image: (image BGR before JPEG, keypoints (K, 2), JPEG quality)."""
+    r = render_item_full(
+        item, seed, width, height, cameras_per_clip, frames_per_camera, outside_rate,
+        frame_step=frame_step, distractor=distractor,
+    )  # fmt: skip
+    return r.image, r.keypoints, r.quality
+
+
+@dataclass
+class RenderedItem:
+    """One rendered image: ``distractor`` holds the unlabelled second person's keypoints (K, 2)
+    when the image shows one, else None."""
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    quality: int
+    distractor: Optional[np.ndarray] = None
+
+
+_FIGURES: Dict[tuple, list] = {}
+
+
+def _camera_figures(body, motion, phase0, dphase, seed, sc, clip, frames_per_camera, smooth):
+    """The posed figures of a clip's frames: jitter per frame, or one jitter for the whole clip
+    (``smooth``, dense clips) so the motion is smooth. Cached for the images of one clip (the
+    figures are a function of the arguments and are not modified by placing or drawing)."""
+    key = (seed, sc, clip, frames_per_camera, smooth, phase0, dphase, motion.exercise, body.width)
+    if key not in _FIGURES:
+        if len(_FIGURES) > 8:
+            _FIGURES.clear()
+        _FIGURES[key] = _pose_figures(body, motion, phase0, dphase, seed, sc, clip,
+                                      frames_per_camera, smooth)  # fmt: skip
+    return _FIGURES[key]
+
+
+def _pose_figures(body, motion, phase0, dphase, seed, sc, clip, frames_per_camera, smooth):
+    return [
+        pose_figure(
+            body,
+            pose_angles(
+                motion, phase0 + f * dphase, _rng(seed, sc, clip, 2, 0 if smooth else f)
+            ),
+        )
+        for f in range(frames_per_camera)
+    ]
+
+
+def _render_distractor(img, seed, sc, item, cam, view, person_h, anchor_x, floor_y, width, height,
+                       frames_per_camera, step, smooth):  # fmt: skip
+    """Draw the distractor of this clip camera onto ``img`` (behind the main person; not drawn when
+    ``img`` is None); returns its keypoints."""
+    drng = _rng(seed, sc, item.clip, 4, cam, 1)
+    body, motion = sample_body(drng), sample_motion(drng)
+    while motion.exercise == "plank":  # a lying bystander would not fit beside the person
+        motion = sample_motion(drng)
+    phase0, dphase = float(drng.random()), step * float(drng.uniform(0.006, 0.012))
+    figs = _camera_figures(body, motion, phase0, dphase, seed, sc + 10, item.clip,
+                           frames_per_camera, smooth)  # fmt: skip
+    dview = View(view.yaw + float(drng.uniform(-40, 40)), view.tilt, view.roll)
+    proj = _Projector(dview)
+    side = 1.0 if anchor_x < 0.5 else -1.0  # the other side of the frame
+    place(
+        figs, proj, width, height,
+        person_h * float(drng.uniform(0.45, 0.65)),
+        0.5 + side * float(drng.uniform(0.36, 0.44)),
+        floor_y - float(drng.uniform(0.02, 0.08)),  # a little further back
+    )  # fmt: skip
+    fig = figs[item.frame_slot]
+    if img is not None:
+        draw_figure(img, fig, body, proj)
+    return keypoint_array(fig, proj)
+
+
+def render_item_full(
+    item: ImageItem,
+    seed: int,
+    width: int,
+    height: int,
+    cameras_per_clip: int,
+    frames_per_camera: int,
+    outside_rate: float = 0.0,
+    *,
+    frame_step: int = 0,
+    distractor: float = 0.0,
+    draw: bool = True,
+) -> RenderedItem:
+    """Render one planned image with the options of the module (``frame_step``, ``distractor``).
+    ``draw=False`` computes the keypoints only (same values; ``image`` is None)."""
     sc = SPLITS.index(item.split)
-    crng, cams, _, step = _clip_plan(seed, sc, item.clip, cameras_per_clip)
+    crng, cams, _, step = _clip_plan(seed, sc, item.clip, cameras_per_clip, frame_step)
     body, motion = sample_body(crng), sample_motion(crng)
     plank = motion.exercise == "plank"
     facing = "back" if crng.random() < 0.35 else "front"
@@ -107,8 +216,9 @@ def render_item(
         base_yaw += 90.0 if crng.random() < 0.5 else -90.0
     phase0, dphase = float(crng.random()), step * float(crng.uniform(0.006, 0.012))
 
-    camera = CAMERAS[cams[item.camera_slot]]
-    vrng = _rng(seed, sc, item.clip, 1, cams[item.camera_slot])
+    cam = cams[item.camera_slot]
+    camera = CAMERAS[cam]
+    vrng = _rng(seed, sc, item.clip, 1, cam)
     offset = {"A": 0.0, "B": 30.0, "C": -30.0, "D": 55.0, "E": -55.0}[camera] * (
         0.5 if plank else 1.0
     )
@@ -119,25 +229,36 @@ def render_item(
     )
     person_h = vrng.uniform(0.35, 0.85) * height
     anchor_x, floor_y = vrng.uniform(0.25, 0.75), vrng.uniform(0.78, 0.97)
-    background = render_background(vrng, width, height)
+    background = render_background(vrng, width, height) if draw else None
 
     # Frames are shared by the clip's cameras; a camera places all its frames together.
-    figs = [
-        pose_figure(body, pose_angles(motion, phase0 + f * dphase, _rng(seed, sc, item.clip, 2, f)))
-        for f in range(frames_per_camera)
-    ]
+    smooth = frame_step > 0
+    figs = _camera_figures(body, motion, phase0, dphase, seed, sc, item.clip, frames_per_camera,
+                           smooth)  # fmt: skip
     fig = figs[item.frame_slot]
     proj = _Projector(view)
     place(figs, proj, width, height, person_h, anchor_x, floor_y)
     irng = _rng(seed, sc, item.clip, 3, item.camera_slot, item.frame_slot)
     quality = int(irng.integers(75, 96))
-    if irng.random() < outside_rate:
+    # Dense clips move smoothly: no image is pushed on its own towards a border.
+    if irng.random() < outside_rate and not smooth:
         shift = push_outside(keypoint_array(fig, proj), width, height, irng)
         if shift is not None:
             proj.offset = proj.offset + shift
-    draw_figure(background, fig, body, proj)
-    return background, keypoint_array(fig, proj), quality
+    other = None
+    if distractor > 0 and _rng(seed, sc, item.clip, 4, cam).random() < distractor:
+        other = _render_distractor(
+            background, seed, sc, item, cam, view, person_h, anchor_x, floor_y, width, height,
+            frames_per_camera, step, smooth,
+        )  # fmt: skip
+    if draw:
+        draw_figure(background, fig, body, proj)
+    return RenderedItem(background, keypoint_array(fig, proj), quality, other)
 
+
+def video_labels_path(video: PathLike) -> Path:
+    """The CSV of a synthetic video's true keypoints: ``clip.mp4`` -> ``clip.csv``."""
+    return Path(video).with_suffix(".csv")
 
 
 def make_synthetic(
@@ -152,6 +273,10 @@ def make_synthetic(
     cameras_per_clip: int = 2,
     frames_per_camera: int = 3,
     outside_rate: float = 0.03,
+    frame_step: int = 0,
+    distractor: float = 0.0,
+    video: Optional[PathLike] = None,
+    fps: float = 30.0,
 ) -> Path:
     """Write a synthetic data root in the competition layout and return its path.
 
@@ -161,6 +286,9 @@ def make_synthetic(
     left as it is; one made with other arguments is regenerated (stale images removed); a folder
     holding data that this function did not write is refused.
     ``outside_rate`` is the fraction of images with one hand or foot pushed just outside the frame.
+    ``frame_step``, ``distractor``, ``video`` and ``fps``: see the module docstring; with a
+    distractor, ``OUT/distractor_labels.csv`` holds the distractor's keypoints of the images
+    that show one. The video is (re)written on every call.
     """
     out = Path(out)
     problems = []
@@ -172,6 +300,12 @@ def make_synthetic(
         problems.append(f"cameras_per_clip must be 1..{len(CAMERAS)} and frames_per_camera >= 1")
     if not 0.0 <= outside_rate <= 1.0:
         problems.append(f"outside_rate must be in [0, 1], got {outside_rate}")
+    if frame_step < 0:
+        problems.append(f"frame_step must be >= 0 (0: random sparse steps), got {frame_step}")
+    if not 0.0 <= distractor <= 1.0:
+        problems.append(f"distractor must be in [0, 1], got {distractor}")
+    if video is not None and not fps > 0:
+        problems.append(f"fps must be positive, got {fps}")
     if problems:
         raise ValueError("; ".join(problems))
     params = {
@@ -180,10 +314,18 @@ def make_synthetic(
         "cameras_per_clip": int(cameras_per_clip), "frames_per_camera": int(frames_per_camera),
         "outside_rate": float(outside_rate),
     }  # fmt: skip
+    # New options are recorded only when used, so a default folder stays byte-identical.
+    if frame_step:
+        params["frame_step"] = int(frame_step)
+    if distractor:
+        params["distractor"] = float(distractor)
+    opts = {"frame_step": int(frame_step), "distractor": float(distractor)}
     manifest = out / MANIFEST_NAME
-    items = plan_items(n_train, n_test, seed, cameras_per_clip, frames_per_camera)
+    items = plan_items(n_train, n_test, seed, cameras_per_clip, frames_per_camera, frame_step)
     dirs = {"train": out / "images" / "train_imgs", "test": out / "images" / "test_imgs"}
     csvs = [out / "train_df.csv", out / "sample_submission.csv", out / "test_labels.csv"]
+    if distractor:
+        csvs.append(out / DISTRACTOR_LABELS)
     paths = [dirs[it.split] / it.name for it in items]
     previous = json.loads(manifest.read_text()) if manifest.is_file() else None
     if previous is None and out.exists() and any(out.iterdir()):
@@ -194,6 +336,9 @@ def make_synthetic(
     if previous == {**params, "complete": True} and all(p.is_file() for p in csvs + paths):
         if progress:
             print(f"synthetic data in {out} is up to date ({n_train} train + {n_test} test images)")
+        if video is not None:
+            write_synthetic_video(video, items, seed, width, height, cameras_per_clip,
+                                  frames_per_camera, outside_rate, fps, progress, **opts)  # fmt: skip
         return out
     atomic_write_text(manifest, json.dumps({**params, "complete": False}, indent=2) + "\n")
     wanted = set(paths)
@@ -205,12 +350,16 @@ def make_synthetic(
     coords = {split: np.zeros((0, len(KEYPOINT_NAMES), 2)) for split in SPLITS}
     rows: Dict[str, List[np.ndarray]] = {split: [] for split in SPLITS}
     outside = 0
+    others: List[Tuple[str, np.ndarray]] = []
     for item, path in tqdm(
         list(zip(items, paths)), desc="synthetic images", unit="img", disable=not progress
     ):
-        img, kps, quality = render_item(
-            item, seed, width, height, cameras_per_clip, frames_per_camera, outside_rate
+        r = render_item_full(
+            item, seed, width, height, cameras_per_clip, frames_per_camera, outside_rate, **opts
         )
+        img, kps, quality = r.image, r.keypoints, r.quality
+        if r.distractor is not None:
+            others.append((item.name, r.distractor))
         outside += int(
             np.sum((kps[:, 0] < 0) | (kps[:, 0] >= width) | (kps[:, 1] < 0) | (kps[:, 1] >= height))
         )
@@ -224,12 +373,60 @@ def make_synthetic(
     write_keypoint_csv(keypoints_frame(names["test"], coords["test"]), out / "test_labels.csv")
     zeros = np.zeros_like(coords["test"])
     write_keypoint_csv(keypoints_frame(names["test"], zeros), out / "sample_submission.csv")
+    if distractor:
+        other_coords = np.stack([k for _, k in others]) if others else coords["test"][:0]
+        write_keypoint_csv(
+            keypoints_frame([n for n, _ in others], other_coords), out / DISTRACTOR_LABELS
+        )
     atomic_write_text(manifest, json.dumps({**params, "complete": True}, indent=2) + "\n")
     if progress:
         per_clip = cameras_per_clip * frames_per_camera
         print(
             f"synthetic data: {n_train} train + {n_test} test images ({width}x{height}, seed {seed}, "
             f"{-(-n_train // per_clip)} + {-(-n_test // per_clip)} clips) in {out}; "
-            f"{outside} keypoints outside the frame; {time.perf_counter() - start:.1f}s"
+            f"{outside} keypoints outside the frame; "
+            + (f"{len(others)} images with a distractor; " if distractor else "")
+            + f"{time.perf_counter() - start:.1f}s"
         )
+    if video is not None:
+        write_synthetic_video(video, items, seed, width, height, cameras_per_clip,
+                              frames_per_camera, outside_rate, fps, progress, **opts)  # fmt: skip
     return out
+
+
+def write_synthetic_video(
+    video: PathLike, items: List[ImageItem], seed: int, width: int, height: int,
+    cameras_per_clip: int, frames_per_camera: int, outside_rate: float, fps: float,
+    progress: bool = True, *, frame_step: int = 0, distractor: float = 0.0,
+) -> Path:
+    """Write the MP4 of the first test clip's first camera (see the module) and its labels CSV
+    (``frame``, ``time``, ``image`` and the keypoint columns); returns the video path."""
+    from ...io.video import write_video
+
+    split = "test" if any(it.split == "test" for it in items) else "train"
+    first = next(it for it in items if it.split == split)
+    chosen = [it for it in items
+              if it.split == split and it.clip == first.clip and it.camera_slot == 0]  # fmt: skip
+    chosen.sort(key=lambda it: it.frame_slot)
+    kps: List[np.ndarray] = []
+
+    def images():
+        for it in chosen:
+            r = render_item_full(
+                it, seed, width, height, cameras_per_clip, frames_per_camera, outside_rate,
+                frame_step=frame_step, distractor=distractor,
+            )  # fmt: skip
+            kps.append(r.keypoints)
+            yield r.image
+
+    n = write_video(video, images(), fps, (width, height))
+    table = keypoints_frame([it.name for it in chosen], np.stack(kps))
+    table.insert(0, "time", np.arange(n) / fps)
+    table.insert(0, "frame", np.arange(n))
+    labels = video_labels_path(video)
+    with atomic_path(labels) as tmp:
+        table.to_csv(tmp, index=False)
+    if progress:
+        print(f"synthetic video: {n} frames of {group_key(first.name)} ({split}) at {fps:g} "
+              f"fps -> {video} (true keypoints: {labels})")
+    return Path(video)

@@ -1,0 +1,83 @@
+"""``python code/predict_video.py VIDEO --runs R1 [R2 ...] --out DIR``: keypoints of the main
+person in every frame of a video (or a folder of frames), smoothed over time, and an overlay video.
+
+Writes ``DIR/keypoints.csv`` (one row per frame: frame, time in seconds, the keypoints in the data
+set's column names, keypoint scores, box, detected) and ``DIR/overlay.mp4`` (same frame count,
+the skeleton drawn, left and right in different colours). Several runs are averaged on the same
+person. Decoding uses OpenCV (see motion_keypoints.io.video).
+
+  python code/predict_video.py exercise.mp4 --runs outputs/R50-reference8 --out outputs/video
+  python code/predict_video.py frames/ --fps 25 --runs outputs/tiny-cpu --out outputs/video
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from ._run import run_command
+
+
+def _main(argv: Sequence[str]) -> int:
+    from ..io.runs import CHECKPOINTS
+    from ..motion import smooth as S
+    from ..motion.select import RULES
+    from ..motion.video import KEYPOINTS_FILE, OVERLAY_FILE, SMOOTH_CHOICES
+
+    p = argparse.ArgumentParser(prog="predict_video.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video", help="video file (any codec OpenCV decodes) or a folder of frames "
+                                 "(images in name order)")
+    p.add_argument("--runs", nargs="+", required=True, help="trained run folders (outputs/<run>)")
+    p.add_argument("--out", required=True,
+                   help=f"output folder (a folder): {KEYPOINTS_FILE} and {OVERLAY_FILE}")
+    p.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best",
+                   help="checkpoint of each run (default: %(default)s)")
+    p.add_argument("--no-flip-tta", action="store_true",
+                   help="do not average with the mirrored frame (default: flip TTA on)")
+    p.add_argument("--batch-size", type=int, default=4, help="frames per batch (default: %(default)s)")
+    p.add_argument("--rule", choices=RULES, default="track",
+                   help="which person to follow: track = continuity over frames, or per frame by "
+                        "score, area or center (default: %(default)s)")
+    p.add_argument("--smooth", choices=SMOOTH_CHOICES, default=S.DEFAULT_METHOD,
+                   help="temporal smoothing, or off (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=S.DEFAULT_PARAMS["gaussian"]["sigma"],
+                   help="Gaussian sigma in frames (default: %(default)s)")
+    p.add_argument("--max-gap", type=int, default=S.DEFAULT_MAX_GAP,
+                   help="frames without a person further apart than this are not smoothed across "
+                        "(default: %(default)s)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate: a frames folder's (30 when not given) or to override the "
+                        "video's (default: the video's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (the summary still prints)")
+    a = p.parse_args(argv)
+    if a.batch_size < 1:
+        p.error("--batch-size must be at least 1")
+
+    from ..console import quiet_library_warnings, setup_console
+    from ..io.guards import check_output, check_writable_dir
+    from ..io.video import open_frames
+
+    quiet_library_warnings()
+    setup_console()
+    check_writable_dir(a.out)
+    for name in (KEYPOINTS_FILE, OVERLAY_FILE):
+        check_output(f"{a.out}/{name}", runs=a.runs)
+    open_frames(a.video, a.fps)  # a bad video fails before any model is loaded
+    from ..motion.video import predict_video
+
+    params = {"sigma": a.sigma} if a.smooth == "gaussian" else None
+    predict_video(
+        a.video, a.runs, a.out, checkpoint=a.checkpoint, flip_tta=not a.no_flip_tta,
+        batch_size=a.batch_size, rule=a.rule, smooth=a.smooth, smooth_params=params,
+        max_gap=a.max_gap, fps=a.fps, progress=not a.quiet,
+    )  # fmt: skip
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

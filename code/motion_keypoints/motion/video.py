@@ -1,0 +1,364 @@
+"""Video in, keypoints out: predict every frame with one or more trained runs, follow the main
+person, smooth over time, and write ``keypoints.csv`` and an overlay video.
+
+Steps of :func:`predict_video`:
+
+1. frames from :func:`motion_keypoints.io.video.open_frames` (a video file or a frames folder);
+2. every member predicts **all** its detected persons of each frame, in batches, with flip TTA
+   (:class:`RcnnMember`: each instance of the image is averaged with its mirrored match);
+3. the main person is followed through the frames of the *reference* member (the first R-CNN
+   member) with :func:`motion_keypoints.motion.select.select_track` (rule ``track`` by default;
+   ``score``/``area``/``center`` choose frame by frame);
+4. the other members are aligned on that person (:func:`motion_keypoints.motion.select.align_members`,
+   box IoU) and averaged, so the ensemble never fuses two different people; a heatmap member
+   predicts inside the reference person's box (:func:`heatmap_member`, see there);
+5. the fused keypoints are smoothed over time with :func:`motion_keypoints.motion.smooth.smooth_sequence`
+   (frame number = frame index, so a video is dense and the time-aware filters apply; frames
+   without a person are gaps; person switches are never bridged);
+6. ``DIR/keypoints.csv`` (one row per frame) and ``DIR/overlay.mp4`` (same frame count).
+
+This module imports torch and detectron2 only when a member is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..geometry import box_iou, from_continuous
+from ..io.video import FrameSource, open_frames, write_video
+from ..meta import COORD_COLUMNS, KEYPOINT_NAMES
+from ..utils import PathLike, atomic_path
+from . import smooth as S
+from .select import align_members, select_track
+
+logger = logging.getLogger("motion_keypoints")
+
+KEYPOINTS_FILE = "keypoints.csv"
+OVERLAY_FILE = "overlay.mp4"
+SCORE_COLUMNS = tuple(f"score_{n}" for n in KEYPOINT_NAMES)
+BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2", "box_score")
+#: Columns of ``keypoints.csv``, in order.
+VIDEO_COLUMNS = ("frame", "time") + COORD_COLUMNS + SCORE_COLUMNS + BOX_COLUMNS + ("detected",)
+SMOOTH_CHOICES = S.METHODS + (S.OFF,)
+
+Instance = Dict[str, Any]  # {"box": (4,) continuous, "score", "keypoints" (K, 2), "keypoint_scores" (K,)}
+FramesInstances = List[List[Instance]]
+
+
+# ------------------------------------------------------------------------------------ members
+@dataclass
+class Member:
+    """One trained run used on the video. ``predict(frames)`` gives every frame's instances;
+    ``needs_boxes`` members (heatmap) instead get ``predict(frames, boxes)`` with the reference
+    person's box per frame (None where there is none) and return one instance (or none) per frame."""
+
+    run: Path
+    family: str
+    predict: Callable[..., FramesInstances]
+    needs_boxes: bool = False
+    label: str = field(default="")
+
+
+def _instances_to_dicts(instances) -> List[Instance]:
+    """detectron2 ``Instances`` -> instance dicts (keypoints in the kit's pixel-index coordinates,
+    boxes in continuous coordinates like the predictions CSV)."""
+    if instances is None or len(instances) == 0:
+        return []
+    kps = instances.pred_keypoints.detach().cpu().numpy().astype(np.float64)
+    boxes = instances.pred_boxes.tensor.detach().cpu().numpy().astype(np.float64)
+    scores = instances.scores.detach().cpu().numpy().astype(np.float64)
+    return [
+        {"keypoints": from_continuous(kps[i, :, :2]), "keypoint_scores": kps[i, :, 2],
+         "box": boxes[i], "score": float(scores[i])}
+        for i in range(len(scores))
+    ]  # fmt: skip
+
+
+def merge_flip_instances(
+    plain: List[Instance], mirrored: List[Instance], width: int, min_iou: float = 0.5
+) -> List[Instance]:
+    """Flip TTA for every person of an image: each mirrored instance is mapped back
+    (:func:`motion_keypoints.models.rcnn.predictor.unflip_keypoints` / ``unflip_box``) and
+    averaged with the plain instance it overlaps most (box IoU >= ``min_iou``, greedy by score);
+    unmatched instances of either pass are kept as they are."""
+    from ..models.rcnn.predictor import unflip_box, unflip_keypoints
+
+    back = []
+    for m in mirrored:
+        kp = unflip_keypoints(np.concatenate([m["keypoints"], m["keypoint_scores"][:, None]], 1), width)
+        back.append({"keypoints": kp[:, :2], "keypoint_scores": kp[:, 2],
+                     "box": unflip_box(m["box"], width), "score": m["score"]})  # fmt: skip
+    used = set()
+    out = []
+    for p in sorted(plain, key=lambda d: -d["score"]):
+        best, best_iou = None, min_iou
+        for j, b in enumerate(back):
+            if j not in used:
+                iou = box_iou(p["box"], b["box"])
+                if iou >= best_iou:
+                    best, best_iou = j, iou
+        if best is None:
+            out.append(p)
+            continue
+        used.add(best)
+        b = back[best]
+        out.append({k: (np.asarray(p[k]) + np.asarray(b[k])) / 2 if k != "score"
+                    else (p[k] + b[k]) / 2 for k in p})  # fmt: skip
+    out += [b for j, b in enumerate(back) if j not in used]
+    return sorted(out, key=lambda d: -d["score"])
+
+
+class RcnnMember:
+    """A Keypoint R-CNN run as a callable on in-memory BGR frames (all instances, optional flip
+    TTA). The preprocessing is the predictor's (:class:`motion_keypoints.models.rcnn.predictor`
+    ``_ImageDataset``: resize the shortest edge to ``INPUT.MIN_SIZE_TEST``, BGR/RGB by
+    ``INPUT.FORMAT``); this is the thin in-memory adapter the video needs."""
+
+    def __init__(self, run: PathLike, checkpoint: str = "best", flip_tta: bool = True,
+                 opts: Sequence[str] = ()):  # fmt: skip
+        from ..models.rcnn import import_detectron2
+
+        import_detectron2()
+        import torch
+        from detectron2.checkpoint import DetectionCheckpointer
+        from detectron2.data import transforms as T
+        from detectron2.modeling import build_model
+
+        from ..models.rcnn.predictor import load_run_config
+
+        self.cfg = load_run_config(Path(run), checkpoint, opts)
+        self.model = build_model(self.cfg)
+        self.model.eval()
+        DetectionCheckpointer(self.model).load(self.cfg.MODEL.WEIGHTS)
+        self.resize = T.ResizeShortestEdge([self.cfg.INPUT.MIN_SIZE_TEST] * 2, self.cfg.INPUT.MAX_SIZE_TEST)
+        self.flip_tta = flip_tta
+        self._torch = torch
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> FramesInstances:
+        torch = self._torch
+        inputs = []
+        for img in frames:
+            h, w = img.shape[:2]
+            x = img[:, :, ::-1] if self.cfg.INPUT.FORMAT == "RGB" else img
+            x = self.resize.get_transform(x).apply_image(x)
+            inputs.append({"image": torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1))),
+                           "height": h, "width": w})  # fmt: skip
+        if self.flip_tta:
+            inputs += [dict(b, image=torch.flip(b["image"], dims=[2])) for b in inputs]
+        with torch.inference_mode():
+            outputs = self.model(inputs)
+        n = len(frames)
+        result = []
+        for j in range(n):
+            plain = _instances_to_dicts(outputs[j]["instances"].to("cpu"))
+            if self.flip_tta:
+                mirrored = _instances_to_dicts(outputs[n + j]["instances"].to("cpu"))
+                plain = merge_flip_instances(plain, mirrored, inputs[j]["width"])
+            result.append(plain)
+        return result
+
+
+def heatmap_member(run: Path, checkpoint: str, flip_tta: bool) -> Callable[..., FramesInstances]:
+    """The heatmap family's ``predict(frames, boxes)``: keypoints inside the given boxes.
+
+    This is the one function to fill in when the heatmap predictor (models/heatmap, D) exposes a
+    function on in-memory frames and boxes: return, per frame, ``[instance]`` for the box (or
+    ``[]`` where the box is None), keypoints in pixel-index coordinates.
+    """
+    from ..io.runs import RunError
+
+    raise RunError(
+        f"{run}: heatmap runs cannot predict a video yet (no in-memory heatmap predictor); "
+        "use R-CNN runs with --runs"
+    )
+
+
+def load_member(run: PathLike, checkpoint: str = "best", flip_tta: bool = True) -> Member:
+    """The member of a trained run folder, by ``run_info.json``'s ``family``."""
+    from ..io.runs import RunError, load_run_info
+
+    run = Path(run)
+    if not run.is_dir():
+        raise RunError(f"--runs {run}: no such run folder; give a training run (outputs/<run>)")
+    family = load_run_info(run).get("family", "rcnn")
+    if family == "heatmap":
+        return Member(run, family, heatmap_member(run, checkpoint, flip_tta), True, run.name)
+    if family != "rcnn":
+        raise RunError(f"{run}/run_info.json: unknown family {family!r} (rcnn or heatmap)")
+    return Member(run, family, RcnnMember(run, checkpoint, flip_tta), False, run.name)
+
+
+# ---------------------------------------------------------------------------------- pipeline
+def _batches(frames, size: int):
+    batch: List[np.ndarray] = []
+    for f in frames:
+        batch.append(f)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def fuse_members(
+    reference: FramesInstances, chosen: Sequence[Optional[int]], others: Sequence[FramesInstances]
+) -> Dict[str, np.ndarray]:
+    """Per frame: the reference member's chosen person averaged with the other members' instance
+    on the same person (box IoU, :func:`align_members`); members without it are left out.
+    Returns ``keypoints (N, K, 2)`` (NaN where no person), ``scores (N, K)``, ``boxes (N, 4)``,
+    ``box_scores (N,)``, ``detected (N,)`` and ``members (N,)`` (how many were fused)."""
+    n, k = len(reference), len(KEYPOINT_NAMES)
+    out = {"keypoints": np.full((n, k, 2), np.nan), "scores": np.full((n, k), np.nan),
+           "boxes": np.full((n, 4), np.nan), "box_scores": np.full(n, np.nan),
+           "detected": np.zeros(n, dtype=int), "members": np.zeros(n, dtype=int)}  # fmt: skip
+    for t in range(n):
+        if chosen[t] is None:
+            continue
+        ref = reference[t][chosen[t]]
+        picks = [ref]
+        idx = align_members([m[t] for m in others], ref["box"])
+        picks += [others[j][t][i] for j, i in enumerate(idx) if i is not None]
+        out["keypoints"][t] = np.mean([p["keypoints"] for p in picks], axis=0)
+        out["scores"][t] = np.mean([p["keypoint_scores"] for p in picks], axis=0)
+        out["boxes"][t] = ref["box"]
+        out["box_scores"][t] = ref["score"]
+        out["detected"][t] = 1
+        out["members"][t] = len(picks)
+    return out
+
+
+def smooth_video_keypoints(
+    keypoints: np.ndarray, detected: np.ndarray, method: str = S.DEFAULT_METHOD,
+    params: Optional[Dict[str, float]] = None, max_gap: int = S.DEFAULT_MAX_GAP, fps: float = 30.0,
+) -> np.ndarray:
+    """Smooth ``(N, K, 2)`` per-frame keypoints over time (frame = index); frames without a person
+    are gaps (runs are cut where more than ``max_gap`` frames apart) and stay NaN. ``method``
+    ``"off"`` returns a copy."""
+    out = np.array(keypoints, dtype=float, copy=True)
+    if method == S.OFF:
+        return out
+    det = np.flatnonzero(np.asarray(detected) != 0)
+    if len(det) < 2:
+        return out
+    p = dict(params or {})
+    if method == "one_euro":
+        p.setdefault("fps", fps)
+    out[det] = S.smooth_sequence(det, out[det], method, p, max_gap)
+    return out
+
+
+def keypoints_table(fused: Dict[str, np.ndarray], fps: float) -> pd.DataFrame:
+    """The ``keypoints.csv`` table (:data:`VIDEO_COLUMNS`) of fused, smoothed predictions."""
+    n = len(fused["detected"])
+    data = np.concatenate(
+        [np.arange(n)[:, None], (np.arange(n) / fps)[:, None], fused["keypoints"].reshape(n, -1),
+         fused["scores"], fused["boxes"], fused["box_scores"][:, None],
+         fused["detected"][:, None]], axis=1,
+    )  # fmt: skip
+    df = pd.DataFrame(data, columns=list(VIDEO_COLUMNS))
+    df["frame"] = df["frame"].astype(int)
+    df["detected"] = df["detected"].astype(int)
+    return df
+
+
+def predict_video(
+    source: PathLike,
+    runs: Sequence[PathLike],
+    out_dir: PathLike,
+    *,
+    checkpoint: str = "best",
+    flip_tta: bool = True,
+    batch_size: int = 4,
+    rule: str = "track",
+    smooth: str = S.DEFAULT_METHOD,
+    smooth_params: Optional[Dict[str, float]] = None,
+    max_gap: int = S.DEFAULT_MAX_GAP,
+    fps: Optional[float] = None,
+    progress: bool = True,
+    members: Optional[Sequence[Member]] = None,
+) -> Dict[str, Any]:
+    """Turn a video (or frames folder) into ``out_dir/keypoints.csv`` and ``out_dir/overlay.mp4``
+    (see the module). ``members`` replaces loading ``runs`` (tests, measurements). Prints a
+    one-line summary (frames, frames/s, frames without a person) and returns it as a dict;
+    ``progress`` shows the progress bars."""
+    from ..io.runs import RunError
+    from ..visualize import draw_keypoints
+
+    if smooth not in SMOOTH_CHOICES:
+        raise ValueError(f"unknown smoothing {smooth!r}; choose one of {', '.join(SMOOTH_CHOICES)}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    src: FrameSource = open_frames(source, fps)
+    if members is None:
+        if not runs:
+            raise RunError("give at least one trained run with --runs")
+        members = [load_member(r, checkpoint, flip_tta) for r in runs]
+    box_free = [m for m in members if not m.needs_boxes]
+    if not box_free:
+        raise RunError("a heatmap member takes its boxes from an R-CNN member: add an R-CNN run")
+    reference = box_free[0]
+    out_dir = Path(out_dir)
+
+    t0 = time.perf_counter()
+    per_member: Dict[int, FramesInstances] = {id(m): [] for m in members}
+    n = 0
+    bar = tqdm(total=src.count, desc="predict video", unit="frame", disable=not progress)
+    for batch in _batches(src, batch_size):
+        for m in box_free:
+            per_member[id(m)].extend(m.predict(batch))
+        n += len(batch)
+        bar.update(len(batch))
+    bar.close()
+    if n == 0:
+        from ..io.video import VideoError
+
+        raise VideoError(f"{src.path}: no frame could be decoded; check the file")
+    ref_inst = per_member[id(reference)]
+    chosen = select_track(ref_inst, rule, src.width, src.height)
+    # Heatmap members (boxes from the reference's chosen person) would run here: see heatmap_member.
+    others = [per_member[id(m)] for m in box_free[1:]]
+    fused = fuse_members(ref_inst, chosen, others)
+    predict_s = time.perf_counter() - t0
+    raw = fused["keypoints"].copy()
+    fused["keypoints"] = smooth_video_keypoints(raw, fused["detected"], smooth, smooth_params,
+                                                max_gap, src.fps)  # fmt: skip
+    table = keypoints_table(fused, src.fps)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, video_path = out_dir / KEYPOINTS_FILE, out_dir / OVERLAY_FILE
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.3f")
+
+    def overlay():
+        for t, img in enumerate(
+            tqdm(src, total=n, desc="overlay video", unit="frame", disable=not progress)
+        ):
+            if t >= n:
+                break
+            if fused["detected"][t]:
+                img = draw_keypoints(img, fused["keypoints"][t], box=fused["boxes"][t])
+            yield img
+
+    written = write_video(video_path, overlay(), src.fps, (src.width, src.height))
+    seconds = time.perf_counter() - t0
+    missing = int(n - fused["detected"].sum())
+    summary = {
+        "frames": n, "overlay_frames": written, "without_person": missing,
+        "seconds": seconds, "predict_seconds": predict_s, "frames_per_s": n / max(predict_s, 1e-9),
+        "fps": src.fps, "members": [m.label for m in members], "rule": rule, "smooth": smooth,
+        "keypoints": str(csv_path), "overlay": str(video_path),
+    }  # fmt: skip
+    print(
+        f"{n} frames ({src.width}x{src.height}, {src.fps:g} fps) with {len(members)} run(s)"
+        f"{', flip TTA' if flip_tta else ''}: {summary['frames_per_s']:.1f} frames/s predicted, "
+        f"{seconds:.1f}s in all; {missing} frames without a person; person rule {rule}, "
+        f"smoothing {smooth} -> {csv_path}, {video_path}"
+    )
+    return summary

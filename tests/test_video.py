@@ -1,0 +1,240 @@
+"""Video in (issue 13): decoding and writing, the predict_video pipeline on a synthetic MP4 with a
+tiny untrained Keypoint R-CNN, a frames folder, and one-line errors for bad inputs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from motion_keypoints.geometry import box_from_points
+from motion_keypoints.io.video import VideoError, count_frames, open_frames, write_video
+from motion_keypoints.meta import COORD_COLUMNS, FLIP_PAIRS, KEYPOINT_NAMES
+from motion_keypoints.motion.video import (
+    VIDEO_COLUMNS,
+    fuse_members,
+    keypoints_table,
+    smooth_video_keypoints,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+W, H, N = 96, 64, 7
+
+
+def _frames(n=N, w=W, h=H):
+    out = []
+    for i in range(n):
+        img = np.full((h, w, 3), 40, np.uint8)
+        cv2.circle(img, (10 + 8 * i, h // 2), 6, (0, 200, 255), -1)
+        out.append(img)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    assert write_video(path, _frames(), 25.0) == N
+    return path
+
+
+def test_write_then_read_keeps_frame_count_size_and_fps(small_video):
+    src = open_frames(small_video)
+    assert (src.kind, src.width, src.height, src.fps) == ("video", W, H, 25.0)
+    frames = list(src)
+    assert len(frames) == N == count_frames(small_video)
+    assert frames[0].shape == (H, W, 3) and frames[0].dtype == np.uint8
+    # lossy, but the moving disc is where it was drawn
+    assert frames[3][H // 2, 10 + 8 * 3].astype(int)[2] > 150
+
+
+def test_frames_folder_in_natural_order(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, img in enumerate(_frames(11)):
+        cv2.imwrite(str(folder / f"f{i}.png"), img)  # f10 after f9, not after f1
+    (folder / "notes.txt").write_text("not a frame")
+    src = open_frames(folder, fps=12)
+    assert (src.kind, src.count, src.fps) == ("frames", 11, 12.0)
+    assert [p.name for p in src.files][-2:] == ["f9.png", "f10.png"]
+    assert len(list(src)) == 11
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "empty_folder", "zero_fps"])
+def test_bad_sources_raise_one_line_errors(tmp_path, kind):
+    path = tmp_path / "x.mp4"
+    fps = None
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is not a video\n" * 50)
+    elif kind == "empty_folder":
+        path = tmp_path / "folder"
+        path.mkdir()
+    elif kind == "zero_fps":
+        path.write_text("x")
+        fps = 0
+    with pytest.raises(VideoError) as exc:
+        open_frames(path, fps)
+    msg = str(exc.value)
+    assert "\n" not in msg and (str(path) in msg or "--fps" in msg)
+
+
+def test_unknown_codec_and_zero_frames_are_named(tmp_path, monkeypatch):
+    class FakeCapture:
+        def __init__(self, path, count):
+            self.count = count
+
+        def isOpened(self):
+            return True
+
+        def get(self, prop):
+            return {cv2.CAP_PROP_FRAME_COUNT: self.count, cv2.CAP_PROP_FPS: 30.0,
+                    cv2.CAP_PROP_FOURCC: float(cv2.VideoWriter_fourcc(*"ZZZZ"))}.get(prop, 0.0)
+
+        def read(self):
+            return False, None
+
+        def release(self):
+            pass
+
+    path = tmp_path / "odd.mkv"
+    path.write_bytes(b"\0" * 64)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda p: FakeCapture(p, 10))
+    with pytest.raises(VideoError, match="codec 'ZZZZ' is unknown"):
+        open_frames(path)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda p: FakeCapture(p, 0))
+    with pytest.raises(VideoError, match="zero frames"):
+        open_frames(path)
+
+
+def _inst(kps, score):
+    return {"keypoints": kps, "keypoint_scores": np.ones(len(kps)), "box": box_from_points(kps, 0.1),
+            "score": score}
+
+
+def test_fuse_aligns_members_on_the_reference_person():
+    rng = np.random.default_rng(0)
+    main = rng.uniform(100, 200, (len(KEYPOINT_NAMES), 2))
+    other = main + 400
+    ref = [[_inst(main, 0.9), _inst(other, 0.95)], []]
+    # the second member lists the bystander first; it must be matched by box, not by order
+    member = [[_inst(other + 2, 0.99), _inst(main + 2, 0.5)], [_inst(main, 0.9)]]
+    fused = fuse_members(ref, [0, None], [member])
+    assert np.allclose(fused["keypoints"][0], main + 1)  # mean of main and main + 2
+    assert fused["members"].tolist() == [2, 0] and fused["detected"].tolist() == [1, 0]
+    assert np.isnan(fused["keypoints"][1]).all()
+    table = keypoints_table(fused, fps=10.0)
+    assert tuple(table.columns) == VIDEO_COLUMNS and table["time"].tolist() == [0.0, 0.1]
+
+
+def test_video_smoothing_reduces_jitter_and_keeps_missing_frames():
+    t = np.arange(40)
+    body = np.random.default_rng(0).uniform(0, 150, (len(KEYPOINT_NAMES), 2))  # a person's extent
+    truth = body[None] + np.stack([100 + 2 * t, 50 + 0.5 * t], 1)[:, None, :]
+    noisy = truth + np.random.default_rng(1).normal(0, 3, truth.shape)
+    detected = np.ones(40, int)
+    detected[20] = 0
+    noisy[20] = np.nan
+    out = smooth_video_keypoints(noisy, detected)
+    ok = detected == 1
+    assert np.isnan(out[20]).all()
+    assert np.sqrt(np.mean((out[ok] - truth[ok]) ** 2)) < 0.7 * np.sqrt(
+        np.mean((noisy[ok] - truth[ok]) ** 2))
+    assert np.array_equal(smooth_video_keypoints(noisy, detected, "off"), noisy, equal_nan=True)
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, str(REPO / "code" / "predict_video.py"), *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, small_video):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    run = tmp_path / "norun"
+    cases = [
+        ([bad, "--runs", run, "--out", tmp_path / "o1"], str(bad)),
+        ([tmp_path / "nothing.mp4", "--runs", run, "--out", tmp_path / "o2"], "no such video"),
+        ([small_video, "--runs", run, "--out", tmp_path / "o3"], str(run)),
+        ([small_video, "--runs", run, "--out", small_video], "is a file"),
+    ]
+    for args, expected in cases:
+        proc = _run_cli(*args)
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+        assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- a real (untrained) tiny model
+
+
+@pytest.fixture(scope="module")
+def untrained_run(tmp_path_factory):
+    """A tiny-cpu Keypoint R-CNN run folder with random weights: enough for the pipeline."""
+    pytest.importorskip("detectron2")
+    import torch
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from motion_keypoints.models.rcnn.config import setup_cfg
+
+    run = tmp_path_factory.mktemp("runs") / "tiny-untrained"
+    run.mkdir()
+    cfg = setup_cfg(str(REPO / "configs" / "tiny-cpu.yaml"),
+                    ["OUTPUT_DIR", str(run), "MODEL.DEVICE", "cpu"], freeze=False)
+    torch.manual_seed(0)
+    DetectionCheckpointer(build_model(cfg), save_dir=str(run)).save("model_final")
+    (run / "config.yaml").write_text(cfg.dump())
+    (run / "run_info.json").write_text(json.dumps({
+        "family": "rcnn", "keypoint_names": list(KEYPOINT_NAMES),
+        "flip_pairs": [list(p) for p in FLIP_PAIRS]}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def synthetic_clip(tmp_path_factory):
+    from motion_keypoints.data.synthetic.writer import make_synthetic
+
+    root = tmp_path_factory.mktemp("dense")
+    video = root / "clip.mp4"
+    make_synthetic(root / "data", 1, 6, width=160, height=96, progress=False, cameras_per_clip=1,
+                   frames_per_camera=6, frame_step=1, distractor=1.0, video=video)
+    return video
+
+
+@pytest.mark.slow
+def test_predict_video_writes_csv_and_overlay(tmp_path, untrained_run, synthetic_clip):
+    out = tmp_path / "out"
+    proc = _run_cli(synthetic_clip, "--runs", untrained_run, untrained_run, "--out", out,
+                    "--checkpoint", "final", "--batch-size", "4", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    n = count_frames(synthetic_clip)
+    assert "6 frames" in proc.stdout and "frames/s" in proc.stdout and "without a person" in proc.stdout
+    table = pd.read_csv(out / "keypoints.csv")
+    assert tuple(table.columns) == VIDEO_COLUMNS and len(table) == n
+    assert table["frame"].tolist() == list(range(n))
+    assert np.allclose(table["time"], np.arange(n) / 30.0, atol=1e-3)
+    det = table["detected"] == 1
+    assert np.isfinite(table.loc[det, list(COORD_COLUMNS)].to_numpy()).all()
+    assert count_frames(out / "overlay.mp4") == n
+    assert open_frames(out / "overlay.mp4").width == 160
+
+
+@pytest.mark.slow
+def test_predict_video_from_a_frames_folder(tmp_path, untrained_run, synthetic_clip):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, img in enumerate(open_frames(synthetic_clip)):
+        cv2.imwrite(str(folder / f"frame_{i}.png"), img)
+    out = tmp_path / "out"
+    proc = _run_cli(folder, "--runs", untrained_run, "--out", out, "--checkpoint", "final",
+                    "--no-flip-tta", "--smooth", "off", "--rule", "score", "--fps", "10", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out / "keypoints.csv")
+    assert len(table) == 6 and np.allclose(table["time"], np.arange(6) / 10.0)
+    assert count_frames(out / "overlay.mp4") == 6
