@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Images per second: the kit's batched predictor vs detectron2's per-image DefaultPredictor loop.
 
-kit:       ``motion_keypoints.models.rcnn.predictor.predict_images`` (DataLoader workers read and resize the
-           images, the model sees batches; fp16 autocast on CUDA).
+kit:       ``motion_keypoints.models.rcnn.predictor.predict_images`` (workers and torch threads
+           chosen by core count: on a small CPU machine a background thread reads and resizes
+           the next batch while torch computes; the model sees batches; fp16 autocast on CUDA).
 reference: ``DefaultPredictor(cfg)``, then ``cv2.imread -> predictor(img)`` for each image (the
            reference solution's inference loop).
 
@@ -17,6 +18,9 @@ pass --width 1920 --height 1080 for it).
 
   python benchmarks/predict.py
   python benchmarks/predict.py --run outputs/tiny-cpu --images 64 --batch-size 8 --workers 4
+
+The machine's other load changes the figures a lot (a shared 2-core machine gave ratios from
+0.8x to 3.2x within one run): compare medians of several rounds, on an idle machine if you can.
 """
 
 
@@ -50,7 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=640, help="image width (default 640)")
     p.add_argument("--height", type=int, default=360, help="image height (default 360)")
     p.add_argument("--batch-size", type=int, default=4, help="kit batch size (default 4)")
-    p.add_argument("--workers", type=int, default=2, help="kit DataLoader workers (default 2)")
+    p.add_argument(
+        "--workers", type=int, default=0,
+        help="kit data-loading worker processes (default: 0 = auto, chosen by core count)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="rounds of (kit, reference), order alternating")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     p.add_argument(
@@ -158,8 +165,14 @@ def main(argv=None) -> int:
             f"model {source}, SCORE_THRESH_TEST {cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST}, "
             f"device {cfg.MODEL.DEVICE}, torch threads {torch.get_num_threads()}"
         )
+        from motion_keypoints.models.rcnn.predictor import loading_plan
+
+        workers, threads = loading_plan(args.workers, cfg.MODEL.DEVICE)
+        loading = (
+            f"{workers} worker processes" if workers else "a background reading thread"
+        ) + f", {threads} torch threads"
         print(
-            f"kit: predict_images batch {args.batch_size}, {args.workers} workers"
+            f"kit: predict_images batch {args.batch_size}, {loading}"
             f"{', fp16 autocast' if cfg.MODEL.DEVICE.startswith('cuda') else ''}; reference: "
             "DefaultPredictor, cv2.imread -> predictor(img) per image; timings end to end (model "
             f"load included), {args.rounds} rounds, order alternating, after one untimed warm-up each"

@@ -294,3 +294,90 @@ def test_hook_in_a_real_detectron2_trainer(clean_env, tmp_path):
     ops = offline_ops(tmp_path / ".neptune")
     assert [s for s, _ in series(ops, "metrics/loss_keypoint")] == [1, 3, 5]
     assert [s for s, _ in series(ops, "metrics/total_loss")] == [1, 3, 5]
+
+
+def test_neptune_names_never_make_a_value_a_namespace():
+    from motion_keypoints.engine.tracking import neptune_name
+    from motion_keypoints.meta import KEYPOINT_NAMES
+
+    assert neptune_name("total_loss") == "total_loss"
+    assert neptune_name("rpn/num_pos_anchors") == "rpn/num_pos_anchors"
+    assert neptune_name("keypoints_rmse/rmse") == "val/rmse"
+    nose = KEYPOINT_NAMES[0]
+    assert neptune_name(f"keypoints_rmse/rmse/{nose}") == f"val/rmse_per_keypoint/{nose}"
+    assert neptune_name("keypoints/AP") == "val/keypoints/AP"
+    assert neptune_name("val/rmse") == "val/rmse"
+    names = ["total_loss", "lr", "keypoints_rmse/rmse", "keypoints_rmse/missed", "keypoints/AP"]
+    names += [f"keypoints_rmse/rmse/{k}" for k in KEYPOINT_NAMES] + ["a/b", "a/b/c", "a/b/c/d"]
+    fields = [neptune_name(n) for n in names]
+    assert len(set(fields)) == len(fields)
+    for f in fields:  # no field is the namespace of another
+        assert not any(g.startswith(f + "/") for g in fields), f
+
+
+def test_validation_metrics_per_keypoint_and_best_checkpoint_reach_neptune(
+    clean_env, tmp_path, caplog
+):
+    """The evaluator's results as detectron2's EvalHook stores them (flattened): overall and
+    per-keypoint RMSE both arrive, Neptune stays on, and each new best checkpoint is logged."""
+    from detectron2.evaluation.testing import flatten_results_dict
+
+    from motion_keypoints.meta import KEYPOINT_NAMES
+
+    clean_env.setenv("NEPTUNE_MODE", "offline")
+    hook = NeptuneHook({"a": 1}, "run-val", tmp_path, period=5)
+    storage = EventStorage(0)
+    best = SimpleNamespace(best_record=None)
+    trainer = SimpleNamespace(iter=0, storage=storage, _hooks=[best])
+    hook.trainer = trainer
+    with caplog.at_level(logging.WARNING), storage:
+        hook.before_train()
+        for it in range(20):
+            trainer.iter = storage.iter = it
+            storage.put_scalars(total_loss=10.0 / (it + 1), loss_keypoint=5.0 / (it + 1))
+            if (it + 1) % 10 == 0:  # an evaluation, as EvalHook stores it
+                res = {"rmse": 50.0 - it, "missed": 0.0}
+                res.update({f"rmse/{k}": float(i + it) for i, k in enumerate(KEYPOINT_NAMES)})
+                flat = flatten_results_dict({"keypoints_rmse": res, "keypoints": {"AP": 1.0}})
+                storage.put_scalars(**flat, smoothing_hint=False)
+                best.best_record = {"path": str(tmp_path / "model_best.pth"), "iteration": it}
+            hook.after_step()
+        trainer.iter = 20
+        hook.after_train()
+    assert our_warnings(caplog) == []
+    ops = offline_ops(tmp_path / ".neptune")
+    assert [s for s, _ in series(ops, "metrics/total_loss")] == [4, 9, 14, 19]
+    assert [s for s, _ in series(ops, "metrics/loss_keypoint")] == [4, 9, 14, 19]
+    assert series(ops, "metrics/val/rmse") == [(9, 41.0), (19, 31.0)]
+    for i, k in enumerate(KEYPOINT_NAMES):
+        assert series(ops, f"metrics/val/rmse_per_keypoint/{k}") == [(9, i + 9.0), (19, i + 19.0)]
+    assert series(ops, "metrics/val/keypoints/AP") == [(9, 1.0), (19, 1.0)]
+    assert assigned(ops, "best_checkpoint/path") == [str(tmp_path / "model_best.pth")] * 2
+    assert assigned(ops, "best_checkpoint/iteration") == [9, 19]
+
+
+def test_debug_mode_run_reads_back_what_was_logged(clean_env, tmp_path):
+    """Neptune's debug mode keeps the run in memory: fetch the logged fields back."""
+    from detectron2.evaluation.testing import flatten_results_dict
+
+    from motion_keypoints.meta import KEYPOINT_NAMES
+
+    clean_env.setenv("NEPTUNE_MODE", "debug")
+    hook = NeptuneHook({"a": 1}, "run-debug", tmp_path, period=1)
+    storage = EventStorage(0)
+    trainer = SimpleNamespace(iter=0, storage=storage)
+    trainer._hooks = [SimpleNamespace(best_record={"path": "m.pth", "val_rmse": 3.0})]
+    hook.trainer = trainer
+    with storage:
+        hook.before_train()
+        run = hook.run
+        storage.put_scalars(total_loss=2.0)
+        res = {"rmse": 3.0, **{f"rmse/{k}": 1.0 for k in KEYPOINT_NAMES}}
+        storage.put_scalars(**flatten_results_dict({"keypoints_rmse": res}), smoothing_hint=False)
+        hook.after_step()
+        assert hook.run is not None  # not switched off by a namespace clash
+        assert run["metrics/total_loss"].fetch_last() == 2.0
+        assert run["metrics/val/rmse"].fetch_last() == 3.0
+        assert run[f"metrics/val/rmse_per_keypoint/{KEYPOINT_NAMES[-1]}"].fetch_last() == 1.0
+        assert run["best_checkpoint/path"].fetch() == "m.pth"
+        hook.after_train()

@@ -77,3 +77,46 @@ def test_save_samples_names_a_missing_image(image_dir, tmp_path):
         save_samples(image_dir, ["gone.jpg"], np.zeros((1, K, 2)), tmp_path / "x.png")
     with pytest.raises(ValueError, match="2 predictions for 1 images"):
         save_samples(image_dir, ["im0.jpg"], np.zeros((2, K, 2)), tmp_path / "x.png")
+
+
+def dot_centre(img):
+    weight = img.astype(float).sum(axis=2)
+    ys, xs = np.mgrid[: img.shape[0], : img.shape[1]]
+    return np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
+
+
+@pytest.mark.parametrize("xy", [(20, 15), (20.5, 15.25), (7.75, 30)])
+def test_keypoints_are_drawn_at_their_pixel_index_position(xy):
+    """Pixel convention (geometry): (x, y) is the centre of pixel column x, row y."""
+    img = np.zeros((50, 60, 3), np.uint8)
+    out = draw_keypoints(img, pose(nose=xy), radius=3)
+    np.testing.assert_allclose(dot_centre(out), xy, atol=0.1)
+
+
+def test_sample_tiles_move_keypoints_with_the_resized_pixels(tmp_path):
+    """A 4x downscaled tile: the dot of a keypoint on pixel (x, y) sits on the resized pixel
+    of that spot (geometry.scale_points: (x + 0.5) / 4 - 0.5), not at x / 4."""
+    img = np.zeros((200, 400, 3), np.uint8)
+    img[100:104, 200:204] = 255  # a 4x4 block: pixels 200..203 -> tile pixel 50
+    cv2.imwrite(str(tmp_path / "big.png"), img)
+    coords = pose(nose=(201.5, 101.5))[None]
+    out = save_samples(tmp_path, ["big.png"], coords, tmp_path / "grid.png", n=1, cols=1,
+                       tile_width=100)
+    grid = cv2.imread(str(out))
+    tile = grid[:, :100]
+    nose_color = np.all(tile == CENTER_COLOR, axis=2)
+    ys, xs = np.nonzero(nose_color)
+    assert len(xs) > 0
+    np.testing.assert_allclose([xs.mean(), ys.mean()], [50, 25], atol=0.35)
+
+
+def test_save_samples_reads_16_bit_images_like_every_stage(tmp_path):
+    rng = np.random.default_rng(1)
+    img8 = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    deep = img8.astype(np.uint32) * 257 + rng.integers(0, 128, img8.shape)
+    cv2.imwrite(str(tmp_path / "deep.png"), np.minimum(deep, 65535).astype(np.uint16))
+    (tmp_path / "deep.png").rename(tmp_path / "deep.jpg")
+    out = save_samples(tmp_path, ["deep.jpg"], np.full((1, K, 2), np.nan), tmp_path / "g.png",
+                       n=1, cols=1, tile_width=64)
+    tile = cv2.imread(str(out))[30:, :64]  # below the name label
+    assert abs(tile.astype(float).mean() - img8[30:].astype(float).mean()) < 1.0

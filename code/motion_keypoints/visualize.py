@@ -1,5 +1,10 @@
 """Pictures of predictions: the skeleton drawn in colour (left warm, right cool, centre green, the
 colours of :data:`meta.SKELETON`) and grids of random samples.
+
+Keypoints are drawn where they are in the kit's pixel convention (:mod:`.geometry`): a keypoint
+``(x, y)`` marks the centre of pixel column ``x``, row ``y``; fractions are kept (OpenCV's
+sub-pixel ``shift``), and resizing a picture moves them with :func:`.geometry.scale_points`.
+Boxes (continuous coordinates, detectron2's) are converted with :func:`.geometry.from_continuous`.
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .geometry import from_continuous, scale_points
+from .io.images import read_image
 from .meta import CENTER_COLOR, KEYPOINT_NAMES, LEFT_COLOR, RIGHT_COLOR, skeleton_indices
 from .utils import PathLike, atomic_path
 
 Color = Tuple[int, int, int]
 _LIMIT = 1e5  # pixel coordinates are clipped to this before drawing (OpenCV needs int32)
+_SHIFT = 4  # fractional bits of the drawing coordinates (1/16 px)
 
 
 def keypoint_colors(names: Sequence[str] = KEYPOINT_NAMES) -> List[Color]:
@@ -26,7 +34,9 @@ def keypoint_colors(names: Sequence[str] = KEYPOINT_NAMES) -> List[Color]:
 
 
 def _point(xy) -> Tuple[int, int]:
-    x, y = np.clip(np.asarray(xy, float), -_LIMIT, _LIMIT)
+    """A pixel-index point as OpenCV drawing coordinates with ``_SHIFT`` fractional bits (OpenCV
+    draws integer ``(x, y)`` centred on pixel column ``x``, row ``y``: the kit's convention)."""
+    x, y = np.clip(np.asarray(xy, float), -_LIMIT, _LIMIT) * (1 << _SHIFT)
     return round(float(x)), round(float(y))
 
 
@@ -40,7 +50,8 @@ def draw_keypoints(
 ) -> np.ndarray:
     """A copy of a BGR image with one pose drawn: skeleton edges and keypoint dots in their side's
     colour. ``keypoints`` is ``(K, 2)`` in pixels; NaN keypoints (and edges touching them) are not
-    drawn. ``box`` (x1, y1, x2, y2) is drawn in white when given. Sizes scale with the image.
+    drawn. ``box`` (x1, y1, x2, y2; continuous coordinates, as
+    in the predictions) is drawn in white when given. Sizes scale with the image.
     """
     out = np.array(image, dtype=np.uint8, copy=True)
     kps = np.asarray(keypoints, dtype=float)
@@ -50,15 +61,19 @@ def draw_keypoints(
     thickness = thickness or max(1, round(2 * scale))
     radius = radius or max(2, round(3 * scale))
     ok = np.isfinite(kps).all(axis=1)
-    if box is not None and np.isfinite(np.asarray(box, float)).all():
-        cv2.rectangle(out, _point(box[:2]), _point(box[2:4]), (255, 255, 255), max(1, thickness // 2))
+    if box is not None and np.isfinite(np.asarray(box, float)[:4]).all():
+        corners = from_continuous(np.asarray(box, float)[:4].reshape(2, 2))
+        cv2.rectangle(out, _point(corners[0]), _point(corners[1]), (255, 255, 255),
+                      max(1, thickness // 2), cv2.LINE_8, _SHIFT)
     for a, b, color in skeleton_indices():
         if ok[a] and ok[b]:
-            cv2.line(out, _point(kps[a]), _point(kps[b]), color, thickness, cv2.LINE_AA)
+            cv2.line(out, _point(kps[a]), _point(kps[b]), color, thickness, cv2.LINE_AA, _SHIFT)
+    r = 1 << _SHIFT
     for i, color in enumerate(keypoint_colors()):
         if ok[i]:
-            cv2.circle(out, _point(kps[i]), radius + 1, (255, 255, 255), -1, cv2.LINE_AA)
-            cv2.circle(out, _point(kps[i]), radius, color, -1, cv2.LINE_AA)
+            p = _point(kps[i])
+            cv2.circle(out, p, (radius + 1) * r, (255, 255, 255), -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(out, p, radius * r, color, -1, cv2.LINE_AA, _SHIFT)
     return out
 
 
@@ -99,13 +114,14 @@ def save_samples(
     tiles = []
     for i in chosen:
         path = Path(image_dir) / images[i]
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise FileNotFoundError(f"{path}: image missing or unreadable (needed for the samples)")
-        s = tile_width / img.shape[1]
-        img = cv2.resize(img, (tile_width, max(1, round(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
-        box = None if boxes is None else np.asarray(boxes[i], float) * s
-        tile = draw_keypoints(img, coords[i] * s, box=box, thickness=2, radius=3)
+        img = read_image(path)
+        h, w = img.shape[:2]
+        size = (tile_width, max(1, round(h * tile_width / w)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        sx, sy = size[0] / w, size[1] / h
+        # continuous box coordinates scale as they are; keypoints keep pixel areas aligned
+        box = None if boxes is None else np.asarray(boxes[i], float)[:4] * [sx, sy, sx, sy]
+        tile = draw_keypoints(img, scale_points(coords[i], sx, sy), box=box, thickness=2, radius=3)
         missing = not np.isfinite(coords[i]).any()
         _label(tile, f"{images[i]}" + ("  (no detection)" if missing else ""))
         tiles.append(tile)

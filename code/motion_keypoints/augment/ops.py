@@ -2,6 +2,13 @@
 (with ``RotateCrop``, one warp for rotate-then-crop), and applying a chain to an image and its
 keypoints, with horizontal flips swapping left/right labels (``meta.FLIP_INDEX``).
 
+Coordinates: the kit's pixel convention (:mod:`motion_keypoints.geometry`: the centre of pixel
+column ``j`` is ``x = j``). albumentations 2.x keypoints use the same grid (its flip maps
+``x -> W - 1 - x``, its rotations and affine maps turn about ``((W - 1) / 2, (H - 1) / 2)`` with
+the matrix it warps the image with, its crops subtract the corner), so keypoints go in and come
+out unchanged; the kit's own ops (``KitHFlip``, ``RotateCrop``) move them with geometry's
+helpers. ``tests/test_pixel_convention.py`` checks every built-in transform against the pixels.
+
 Add a transform here: a primitive type in :data:`PRIMITIVES` (parameters and defaults) and its
 albumentations op in :func:`_albu_ops`; a named default in :data:`.config.BUILTIN_TRANSFORMS`.
 """
@@ -17,6 +24,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from ..errors import UserError
+from ..geometry import apply_affine, flip_points, image_center, rotation_matrix
 from ..meta import FLIP_INDEX, KEYPOINT_NAMES
 
 #: Primitive transform types: their parameters and defaults (``None``: required).
@@ -49,6 +57,40 @@ def _albumentations():
 
 
 # --------------------------------------------------------------------------- transforms
+
+
+def read_source_image(path) -> np.ndarray:
+    """A source image for rendering, as every stage reads it (:func:`..io.images.read_image`:
+    HxWx3 uint8 BGR; 16-bit, grayscale, alpha and EXIF orientation handled)."""
+    from ..io.images import read_image
+
+    return read_image(path)
+
+
+@functools.cache
+def hflip_class():
+    """``KitHFlip``: a horizontal mirror whose keypoints use :func:`geometry.flip_points`
+    (pixel ``j`` goes to ``W - 1 - j``, and so does a keypoint on it)."""
+    import cv2
+
+    A = _albumentations()
+
+    class KitHFlip(A.DualTransform):
+        def __init__(self, p: float = 1.0):
+            super().__init__(p=p)
+
+        def apply(self, img, **params):
+            return np.ascontiguousarray(cv2.flip(img, 1))
+
+        def apply_to_keypoints(self, keypoints, **params):
+            out = np.array(keypoints, copy=True)
+            out[:, :2] = flip_points(keypoints[:, :2], params["shape"][1])
+            return out
+
+        def get_transform_init_args_names(self):
+            return ()
+
+    return KitHFlip
 
 
 @functools.cache
@@ -85,7 +127,7 @@ def rotate_crop_class():
                 x0 = int((w - self.width) * self.py_random.random())
             else:
                 y0, x0 = (h - self.height) // 2, (w - self.width) // 2
-            matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
+            matrix = rotation_matrix(image_center(w, h), angle)  # = cv2.getRotationMatrix2D
             matrix[:, 2] -= (x0, y0)
             return {"matrix": matrix}
 
@@ -101,7 +143,7 @@ def rotate_crop_class():
 
         def apply_to_keypoints(self, keypoints, matrix, **params):
             out = keypoints.copy()
-            out[:, :2] = keypoints[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+            out[:, :2] = apply_affine(keypoints[:, :2], matrix)
             return out
 
         def get_transform_init_args_names(self):
@@ -142,7 +184,7 @@ def _albu_ops(chain: Chain, size_hw: Tuple[int, int], oversize: str, fuse: bool 
         elif kind == "rotate":
             ops.append(A.Rotate(limit=p["limit"], p=1.0))
         elif kind == "hflip":
-            ops.append(A.HorizontalFlip(p=1.0))
+            ops.append(hflip_class()(p=1.0))
         elif kind == "shift_scale":
             s = p["shift"]
             ops.append(A.Affine(scale=tuple(p["scale"]), translate_percent=(-s, s), p=1.0))
@@ -197,10 +239,9 @@ def _apply_chain(image, keypoints, chain: Chain, seed: int, oversize: str, label
     compose.set_random_seed(int(seeds[0]))
     for t, s in zip(compose.transforms, seeds[1:]):
         t.set_random_seed(int(s))
-    # The kit's coordinates are continuous (the image spans [0, W]); albumentations works in
-    # pixel indices (pixel i is centred at i): shift by half a pixel on the way in and out.
-    result = compose(image=image, keypoints=np.asarray(keypoints, np.float64) - 0.5)
-    kps = np.asarray(result["keypoints"], np.float64).reshape(len(KEYPOINT_NAMES), 2) + 0.5
+    # The kit's pixel-index coordinates are albumentations' (see the module docstring): no shift.
+    result = compose(image=image, keypoints=np.asarray(keypoints, np.float64))
+    kps = np.asarray(result["keypoints"], np.float64).reshape(len(KEYPOINT_NAMES), 2)
     if sum(kind == "hflip" for kind, _ in chain) % 2:
         kps = kps[list(FLIP_INDEX)]
     bad = ~np.isfinite(kps).all(axis=1)

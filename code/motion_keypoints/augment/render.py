@@ -69,11 +69,12 @@ from .ops import (
     _apply_chain,
     _compose,
     is_deterministic,
+    read_source_image,
     task_seed,
 )
 
 #: Bump when the layout or the rendering of a set changes: existing sets are then rebuilt.
-AUGMENT_FORMAT = 1
+AUGMENT_FORMAT = 2  # 2: mirrored labels at W-1-x (sets of format 1 are 1 px off)
 
 EXTRA_COLUMNS = ("source_image", "transform")
 
@@ -147,7 +148,6 @@ class _Task:
 
 def _render_source(task: _Task) -> dict:
     """Render all outputs of one source image, then write its record. Runs in a worker."""
-    import cv2
 
     image = None
     outputs = []
@@ -161,9 +161,7 @@ def _render_source(task: _Task) -> dict:
             kps, notes = np.asarray(task.keypoints, np.float64), []
         else:
             if image is None:
-                image = cv2.imread(task.source, cv2.IMREAD_COLOR)
-                if image is None:
-                    raise AugmentationError(f"{task.source}: cannot be decoded as an image")
+                image = read_source_image(task.source)  # the kit's one image reader
             label = f"{task.source}: transform {out.transform!r} (copy {out.copy})"
             img, kps, notes = _apply_chain(
                 image, task.keypoints, out.chain, out.seed, task.oversize, label

@@ -25,13 +25,43 @@ import yaml
 from detectron2.engine import HookBase
 
 from ..io.runs import read_best_checkpoint
+from ..meta import KEYPOINT_NAMES
 from ..utils import PathLike
 
 logger = logging.getLogger(__name__)
 
+#: Evaluation result groups (detectron2 flattens ``{group: {metric: value}}`` into
+#: ``group/metric``) and the Neptune namespace under ``metrics/`` their metrics go to.
+EVAL_GROUPS = {
+    "keypoints_rmse": "val",  # the kit's RMSE evaluator
+    "val": "val",
+    "keypoints": "val/keypoints",  # COCO evaluator
+    "bbox": "val/bbox",
+    "segm": "val/segm",
+}
+
 #: Environment variable that switches Neptune on regardless of the config.
 ENV_FLAG = "MOTION_KEYPOINTS_NEPTUNE"
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def neptune_name(name: str) -> str:
+    """The Neptune field (under ``metrics/``) of an EventStorage scalar.
+
+    In Neptune a field is either a value or a namespace, never both, while detectron2's names
+    use ``/`` for both: ``keypoints_rmse/rmse`` is a value and ``keypoints_rmse/rmse/nose`` needs
+    ``rmse`` as a namespace. So evaluation groups move under ``val`` (:data:`EVAL_GROUPS`) and
+    every segment between a name's group and its leaf gets a suffix, ``_per_keypoint`` when the
+    leaf is a keypoint name, else ``_parts``. ``keypoints_rmse/rmse`` -> ``val/rmse``,
+    ``keypoints_rmse/rmse/nose`` -> ``val/rmse_per_keypoint/nose``, ``keypoints/AP`` ->
+    ``val/keypoints/AP``; losses, ``lr`` and ``rpn/num_pos_anchors`` keep their names.
+    """
+    segs = [s for s in name.split("/") if s] or [name]
+    if len(segs) == 1:
+        return segs[0]
+    group, inner, leaf = segs[0], segs[1:-1], segs[-1]
+    suffix = "_per_keypoint" if leaf in KEYPOINT_NAMES else "_parts"
+    return "/".join([EVAL_GROUPS.get(group, group), *(s + suffix for s in inner), leaf])
 
 
 def neptune_enabled(cfg_flag: bool, env: Mapping[str, str] = os.environ) -> bool:
@@ -119,8 +149,10 @@ class NeptuneHook(HookBase):
     """Log the config, training scalars, validation metrics and best checkpoint to Neptune.
 
     Every ``period`` iterations the newest value of each scalar in the trainer's EventStorage
-    (losses, ``lr``, ``val/...`` metrics) goes to ``metrics/<name>`` at its own iteration, with
-    the same smoothing as detectron2's TensorBoard writer. A failure inside Neptune is reported
+    (losses, ``lr``, validation metrics) goes to ``metrics/<name>`` at its own iteration
+    (:func:`neptune_name`: ``metrics/val/rmse``, ``metrics/val/rmse_per_keypoint/<keypoint>``),
+    with the same smoothing as detectron2's TensorBoard writer; the best checkpoint's record
+    goes to ``best_checkpoint`` whenever it changes and at the end. A failure inside Neptune is reported
     once and switches the hook off; it never stops training.
     """
 
@@ -152,6 +184,7 @@ class NeptuneHook(HookBase):
             os.environ.get("NEPTUNE_DATA_DIRECTORY") or self.output_dir / ".neptune"
         )
         self._last_logged: Dict[str, int] = {}
+        self._best_logged: Dict[str, Any] | None = None
         self._env = contextlib.ExitStack()
 
     def before_train(self):
@@ -263,8 +296,9 @@ class NeptuneHook(HookBase):
         storage = self.trainer.storage
         for name, (value, itr) in storage.latest_with_smoothing_hint(self.window_size).items():
             if itr > self._last_logged.get(name, -1):
-                self.run[f"metrics/{name}"].append(float(value), step=itr)
+                self.run[f"metrics/{neptune_name(name)}"].append(float(value), step=itr)
                 self._last_logged[name] = itr
+        self._log_best_checkpoint()
 
     def best_checkpoint(self) -> Dict[str, Any] | None:
         """The best checkpoint's record (path, iteration, metric, val_rmse): from the trainer's
@@ -284,7 +318,8 @@ class NeptuneHook(HookBase):
 
     def _log_best_checkpoint(self) -> None:
         best = self.best_checkpoint()
-        if best is not None:
+        if best is not None and best != self._best_logged:
             from neptune.utils import stringify_unsupported
 
             self.run["best_checkpoint"] = stringify_unsupported(best)
+            self._best_logged = best

@@ -1,5 +1,6 @@
-"""The one image reader of the kit: sizes from headers (EXIF rotation applied), readability
-checks at three levels, and the one JPEG writer (atomic)."""
+"""The one image reader of the kit (:func:`read_image`, used by augmentation, training,
+prediction and pictures), sizes from headers (EXIF rotation applied, as :func:`read_image` does),
+readability checks at three levels, and the one JPEG writer (atomic)."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from ..errors import UserError
 from ..utils import PathLike, atomic_path
 from .problems import DataError, Problem
 
@@ -124,6 +126,71 @@ def check_table_images(table: Table, image_dir: Path, level: str, problems: List
                                     "the keypoints were labelled on the rotated image"))
 
 
+
+class ImageReadError(UserError, OSError):
+    """An image file that is missing or cannot be decoded (one line naming the file)."""
+
+
+class ImageNotFoundError(ImageReadError, FileNotFoundError):
+    """An image file that does not exist."""
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """An OpenCV-decoded array (8/16-bit or float, 1/3/4 channels) as HxWx3 uint8 BGR.
+
+    16-bit values are scaled by 1/257 (65535 -> 255), floats are taken as 0..1; grayscale is
+    repeated into three channels and an alpha channel is dropped (as ``cv2.IMREAD_COLOR`` does).
+    """
+    import cv2
+
+    img = np.asarray(image)
+    if img.dtype == np.uint16:
+        img = np.round(img.astype(np.float32) / 257.0).astype(np.uint8)
+    elif img.dtype.kind == "f":
+        img = np.round(np.clip(img.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.shape[2] == 1:
+        img = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(img)
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """THE image reader: an image file as an ``HxWx3`` uint8 BGR array.
+
+    Whatever the file name says, the content decides the format: 8- and 16-bit files (16-bit
+    scaled by 1/257, so a 16-bit PNG named ``.jpg`` is not washed out), grayscale (repeated into
+    three channels) and alpha (dropped). EXIF orientation is applied, so the array has the size
+    :func:`image_size` reports and the data checks validated. An unreadable file raises
+    :class:`ImageReadError` naming it.
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageNotFoundError(f"{path}: image not found (run python code/check_data.py)")
+    # IMREAD_COLOR applies the EXIF orientation and gives 3 channels; ANYDEPTH keeps 16 bits
+    # (plain IMREAD_COLOR would keep only the high byte of some files and not others).
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if img is None:
+        try:  # formats OpenCV lacks (or a PIL-only variant): PIL, with EXIF orientation
+            from PIL import ImageOps
+
+            with Image.open(path) as im:
+                im = ImageOps.exif_transpose(im)
+                img = np.asarray(im)
+            if img.ndim == 3 and img.shape[2] >= 3:
+                img = img[:, :, [2, 1, 0, *range(3, img.shape[2])]]
+        except Exception as exc:  # any decoder failure means the file is unusable
+            raise ImageReadError(
+                f"{path}: cannot be read as an image ({type(exc).__name__}); the file is corrupt "
+                "or not an image: copy it again (python code/check_data.py checks every image)"
+            ) from None
+    return to_bgr8(img)
 
 
 def write_jpeg(path: PathLike, image: np.ndarray, quality: int) -> None:

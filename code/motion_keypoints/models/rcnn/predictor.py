@@ -4,17 +4,23 @@ Writes ``<run>/predictions_<split>.csv`` (:mod:`motion_keypoints.io.predictions`
 top-scoring person's keypoints, keypoint scores, box, score and a ``detected`` flag (0: nobody
 found above ``MODEL.ROI_HEADS.SCORE_THRESH_TEST``; coordinates NaN). With flip TTA the
 un-augmented predictions are kept in ``predictions_<split>_noflip.csv``.
+
+Images are read with the kit's one reader (:func:`motion_keypoints.io.images.read_image`).
+CPU speed: data-loading workers compete with torch's threads for the cores, so the number of
+workers and torch threads is chosen by core count (:func:`loading_plan`); on a small machine the
+images are decoded and resized in a background thread while torch computes the previous batch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -26,6 +32,7 @@ from ...io.runs import CHECKPOINTS, split_val_images
 from ...io.tables import read_keypoint_csv
 from ...meta import FLIP_INDEX
 from .evaluator import top_person
+from .mapper import read_image_as
 
 logger = logging.getLogger("motion_keypoints")
 
@@ -84,11 +91,7 @@ class _ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         from detectron2.data import transforms as T
 
-        img = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"{self.files[i]}: cannot read image (run python code/check_data.py)")
-        if self.fmt == "RGB":
-            img = img[:, :, ::-1]
+        img = read_image_as(self.files[i], self.fmt)
         h, w = img.shape[:2]
         resized = T.ResizeShortestEdge([self.min_size] * 2, self.max_size).get_transform(img)
         resized = resized.apply_image(img)
@@ -98,6 +101,63 @@ class _ImageDataset(torch.utils.data.Dataset):
 
 def _collate(batch):
     return batch
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def loading_plan(num_workers: int = 0, device: str = "cpu", cores: int | None = None):
+    """``(data-loading worker processes, torch threads)`` for prediction.
+
+    ``num_workers`` > 0 is taken as given (torch threads: the cores the workers leave, at least
+    1). 0 = auto: on CUDA, up to 4 workers (the GPU computes, the CPU decodes); on CPU, every
+    worker process takes a core from torch, so up to 4 cores use no worker process (a background
+    thread decodes the next batch: measured fastest on 2 cores), and larger machines give 1
+    worker per 8 cores (at most 4) and the rest to torch.
+    """
+    cores = cores or available_cores()
+    if num_workers > 0:
+        workers = num_workers
+    elif device.startswith("cuda"):
+        workers = min(4, max(1, cores - 1))
+    else:
+        workers = 0 if cores <= 4 else min(4, max(1, cores // 8))
+    threads = cores if device.startswith("cuda") else max(1, cores - workers)
+    return workers, threads
+
+
+def _thread_prefetch(ds, batch_size: int):
+    """Batches of ``ds`` read in one background thread, one batch ahead of the caller (OpenCV
+    and PIL release the GIL while decoding and resizing)."""
+    starts = range(0, len(ds), batch_size)
+
+    def load(start):
+        return [ds[i] for i in range(start, min(start + batch_size, len(ds)))]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict-read") as pool:
+        pending = None
+        for start in starts:
+            nxt = pool.submit(load, start)
+            if pending is not None:
+                yield pending.result()
+            pending = nxt
+        if pending is not None:
+            yield pending.result()
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def load_run_config(run: Path, checkpoint: str = "best", opts: Sequence[str] = ()):
@@ -139,28 +199,45 @@ def images_of_split(run: Path, data_root: Path, split: str) -> tuple:
 
 
 def predict_images(
-    cfg, files: List[Path], batch_size: int = 4, num_workers: int = 2, flip_tta: bool = False,
+    cfg, files: List[Path], batch_size: int = 4, num_workers: int = 0, flip_tta: bool = False,
     progress: bool = True,
 ) -> Dict[str, list]:
-    """Run the model on image files; returns per-image top persons without and with flip TTA."""
+    """Run the model on image files; returns per-image top persons without and with flip TTA.
+
+    ``num_workers``: data-loading worker processes; 0 = auto by core count (:func:`loading_plan`).
+    """
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    model = build_model(cfg)
-    model.eval()
-    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-    ds = _ImageDataset(files, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.FORMAT)
-    loader = torch.utils.data.DataLoader(
-        ds, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
-        persistent_workers=False,
-    )
     on_gpu = cfg.MODEL.DEVICE.startswith("cuda")
+    workers, threads = loading_plan(num_workers, cfg.MODEL.DEVICE)
+    with _torch_threads(threads):
+        model = build_model(cfg)
+        model.eval()
+        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        ds = _ImageDataset(
+            files, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.FORMAT
+        )
+        if workers > 0:
+            loader = torch.utils.data.DataLoader(
+                ds, batch_size=batch_size, num_workers=min(workers, len(files)),
+                collate_fn=_collate, persistent_workers=False,
+            )  # fmt: skip
+        else:
+            loader = _thread_prefetch(ds, batch_size)
+        return _run_model(model, loader, len(files), -(-len(files) // batch_size), on_gpu,
+                          flip_tta, progress)
+
+
+def _run_model(model, loader, n: int, n_batches: int, on_gpu: bool, flip_tta: bool,
+               progress: bool) -> Dict[str, list]:
     amp = torch.autocast("cuda", dtype=torch.float16) if on_gpu else contextlib.nullcontext()
-    plain: List[Optional[dict]] = [None] * len(files)
-    merged: List[Optional[dict]] = [None] * len(files)
-    sizes = [(0, 0)] * len(files)
+    plain: List[Optional[dict]] = [None] * n
+    merged: List[Optional[dict]] = [None] * n
+    sizes = [(0, 0)] * n
     with torch.inference_mode(), amp:
-        for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress):
+        for batch in tqdm(loader, desc="predict", unit="batch", total=n_batches,
+                          disable=not progress):
             inputs = list(batch)
             if flip_tta:
                 inputs += [dict(b, image=torch.flip(b["image"], dims=[2])) for b in batch]
@@ -177,7 +254,7 @@ def predict_images(
 
 def predict_run(
     run, data_root, split: str = "test", checkpoint: str = "best", flip_tta: bool = False,
-    batch_size: int = 4, num_workers: int = 2, opts: Sequence[str] = (), progress: bool = True,
+    batch_size: int = 4, num_workers: int = 0, opts: Sequence[str] = (), progress: bool = True,
 ) -> dict:
     """Predict a split with a trained run and write its predictions CSV(s). Returns a summary."""
     run, data_root = Path(run), Path(data_root)
