@@ -21,6 +21,7 @@ from motion_keypoints.ensemble.fuse import (
     EnsembleError,
     fuse,
     fuse_with_fallback,
+    keypoint_rmse_weights,
     rmse_weights,
 )
 from motion_keypoints.evaluation import metrics
@@ -173,8 +174,9 @@ def make_data_root(root, n_train=8, n_test=5, labels=True, seed=0):
     return {"train_images": names["train"], "test_images": names["test"], "train": train, "test": test}
 
 
-def write_predictions(path, images, coords, scores=None, detected=None):
-    """A predictions CSV in the predictor's format (undetected rows: NaN coordinates)."""
+def write_predictions(path, images, coords, scores=None, detected=None, boxes=None):
+    """A predictions CSV in the predictor's format (undetected rows: NaN coordinates); ``boxes``
+    (N, 4) default to one box over most of the image."""
     n = len(images)
     detected = np.ones(n, bool) if detected is None else np.asarray(detected, bool)
     coords = np.where(detected[:, None, None], coords, np.nan)
@@ -183,8 +185,9 @@ def write_predictions(path, images, coords, scores=None, detected=None):
     df.insert(0, "image", images)
     for j, name in enumerate(KEYPOINT_NAMES):
         df[f"score_{name}"] = np.where(detected, scores[:, j], 0.0)
+    boxes = np.tile([2.0, 2.0, W - 2.0, H - 2.0], (n, 1)) if boxes is None else np.asarray(boxes)
     for j, c in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
-        df[c] = np.where(detected, [2, 2, W - 2, H - 2][j], np.nan)
+        df[c] = np.where(detected, boxes[:, j], np.nan)
     df["box_score"] = np.where(detected, 0.9, 0.0)
     df["detected"] = detected.astype(int)
     df["width"], df["height"] = W, H
@@ -192,12 +195,14 @@ def write_predictions(path, images, coords, scores=None, detected=None):
 
 
 def make_run(run_dir, split, images, coords, detected=None, noflip=None, val_rmse=1.0,
-             names=KEYPOINT_NAMES, scores=None):
+             names=KEYPOINT_NAMES, scores=None, family=None, boxes=None):
     run_dir.mkdir(parents=True, exist_ok=True)
     info = {"name": run_dir.name, "keypoint_names": list(names),
             "flip_pairs": [list(p) for p in FLIP_PAIRS], "val_rmse": val_rmse, "data_root": "x"}
+    if family is not None:
+        info["family"] = family
     (run_dir / "run_info.json").write_text(json.dumps(info))
-    write_predictions(run_dir / f"predictions_{split}.csv", images, coords, scores, detected)
+    write_predictions(run_dir / f"predictions_{split}.csv", images, coords, scores, detected, boxes)
     if noflip is not None:
         write_predictions(run_dir / f"predictions_{split}_noflip.csv", images, noflip, scores, detected)
     return run_dir
@@ -467,3 +472,263 @@ def test_missing_test_image_is_one_line_naming_it(three_runs, tmp_path, capsys):
     assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert str(gone) in err and "sample_submission.csv" in err and "--samples 0" in err
     assert not out.exists()
+
+
+# ------------------------------------------------- issue 12.6 / 13.1-2: families, weights, person
+
+
+def table_rows(table):
+    return [line.split() for line in table.splitlines()[1:]]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_both_families_fuse_with_every_method_grouped_by_family(tmp_path, method):
+    root = tmp_path / "data"
+    d = make_data_root(root, n_train=12)
+    val, truth = d["train_images"][4:], d["train"][4:]
+    rng = np.random.default_rng(11)
+    spec = [("H1", "heatmap", 0.5), ("R1", "rcnn", 1.5), ("R2", None, 1.5), ("H2", "heatmap", 0.6)]
+    runs, preds = [], []
+    for name, fam, sigma in spec:  # R2 has no "family" key: a run from before the heatmap family
+        preds.append(rounded(truth + rng.normal(0, sigma, truth.shape)))
+        scores = np.full((len(val), K), 0.9 if fam == "heatmap" else 12.0)
+        runs.append(make_run(tmp_path / name, "val", val, preds[-1], family=fam, val_rmse=sigma,
+                             scores=scores))
+    summary = run_ensemble(runs, root, "val", method, tmp_path / "v.csv", samples=0,
+                           weight_by="rmse", smooth="off")
+    assert summary.families == {"H1": "heatmap", "R1": "rcnn", "R2": "rcnn", "H2": "heatmap"}
+    rows = table_rows(summary.table)
+    assert summary.table.splitlines()[0].split()[:2] == ["member", "family"]
+    assert [r[0] for r in rows[:4]] == ["R1", "R2", "H1", "H2"]  # grouped: rcnn, then heatmap
+    assert [r[1] for r in rows[:4]] == ["rcnn", "rcnn", "heatmap", "heatmap"]
+    assert rows[4][:2] == ["fusion", "rcnn"] and rows[5][:2] == ["fusion", "heatmap"]
+    assert rows[-1][:3] == ["ensemble", f"({method})", "rcnn+heatmap"]
+    w = rmse_weights([s for _, _, s in spec]) if method == "weighted" else None
+    expected = fuse(np.stack(preds), method, weights=w)
+    np.testing.assert_allclose(summary.coords, expected)
+    assert summary.rmse["ensemble"] == pytest.approx(metrics.rmse(expected, truth))
+    heat = fuse(np.stack([preds[0], preds[3]]), method if method != "weighted" else "weighted",
+                weights=None if w is None else w[[0, 3]])
+    assert summary.rmse["fusion heatmap"] == pytest.approx(metrics.rmse(heat, truth))
+    assert rows[5][-1] == f"{summary.rmse['fusion heatmap']:.3f}"
+
+
+def test_weight_by_score_across_families_rescales_each_member(tmp_path, capsys):
+    root = tmp_path / "data"
+    d = make_data_root(root, n_train=8)
+    val, truth = d["train_images"][4:], d["train"][4:]
+    a, b = rounded(truth), rounded(truth + 4.0)
+    sa = np.full((len(val), K), 10.0)  # R-CNN: logits around 10
+    sb = np.full((len(val), K), 0.5)  # heatmap: maxima around 0.5
+    sa[:, 0], sb[:, 0] = 30.0, 0.5  # keypoint 0: the R-CNN member three times as sure
+    runs = [make_run(tmp_path / "R", "val", val, a, family="rcnn", scores=sa),
+            make_run(tmp_path / "H", "val", val, b, family="heatmap", scores=sb)]
+    summary = run_ensemble(runs, root, "val", "weighted", None, weight_by="score", samples=0,
+                           smooth="off")
+    # unscaled, 10 vs 0.5 would put the fusion 95% on R; rescaled, a typical keypoint weighs alike
+    np.testing.assert_allclose(summary.coords[:, 1:], rounded(truth + 2.0)[:, 1:], atol=1e-6)
+    np.testing.assert_allclose(summary.coords[:, 0], rounded(truth + 1.0)[:, 0], atol=1e-6)
+    assert "divided by its median score" in capsys.readouterr().out
+
+
+def _two_member_runs(tmp_path, n_val=30, n_test=30):
+    """A: 0.3 px on the first half of the keypoints, 4 px on the rest; B: 1.5 px everywhere;
+    validation and test predictions; test labels present."""
+    root = tmp_path / "data"
+    d = make_data_root(root, n_train=n_val + 4, n_test=n_test)
+    val, vtruth = d["train_images"][4:], d["train"][4:]
+    rng = np.random.default_rng(21)
+    sigma_a = np.where(np.arange(K) < K // 2, 0.3, 4.0)[None, :, None]
+    runs = []
+    for name, fam, sig in (("A", "heatmap", sigma_a), ("B", "rcnn", 1.5)):
+        pred = rounded(vtruth + rng.normal(0, 1, vtruth.shape) * sig)
+        run = make_run(tmp_path / name, "val", val, pred, family=fam,
+                       val_rmse=metrics.rmse(pred, vtruth))
+        write_predictions(run / "predictions_test.csv", d["test_images"],
+                          d["test"] + rng.normal(0, 1, d["test"].shape) * sig)
+        runs.append(run)
+    return root, d, runs
+
+
+def test_weight_by_keypoint_uses_each_members_validation_rmse(tmp_path, capsys):
+    root, d, runs = _two_member_runs(tmp_path)
+    by_kp = run_ensemble(runs, root, "test", "weighted", tmp_path / "kp.csv",
+                         weight_by="keypoint", samples=0, smooth="off")
+    text = capsys.readouterr().out
+    vals = [read_predictions(r / "predictions_val.csv") for r in runs]
+    vtruth = d["train"][4:]
+    per_kp = np.array([list(metrics.per_keypoint_rmse(v["coords"], vtruth).values()) for v in vals])
+    np.testing.assert_allclose(by_kp.weights, keypoint_rmse_weights(per_kp))
+    assert "mean weight" in by_kp.table.splitlines()[0]
+    assert "keypoints where a member weighs most: A 12, B 12" in text.replace(
+        f"A {K // 2}, B {K - K // 2}", "A 12, B 12")
+    by_member = run_ensemble(runs, root, "test", "weighted", tmp_path / "m.csv",
+                             weight_by="rmse", samples=0, smooth="off")
+    plain_mean = run_ensemble(runs, root, "test", "mean", None, samples=0, smooth="off")
+    print(f"test RMSE: per-keypoint weights {by_kp.rmse['ensemble']:.3f}, per-member "
+          f"{by_member.rmse['ensemble']:.3f}, mean {plain_mean.rmse['ensemble']:.3f}, members "
+          f"{by_kp.rmse['A']:.3f} / {by_kp.rmse['B']:.3f}")
+    assert by_kp.rmse["ensemble"] < 0.8 * by_member.rmse["ensemble"]
+    assert by_kp.rmse["ensemble"] < min(by_kp.rmse["A"], by_kp.rmse["B"])
+
+
+def test_weight_by_keypoint_without_validation_is_a_clear_error(tmp_path):
+    root, d, runs = _two_member_runs(tmp_path, n_val=4, n_test=3)
+    (runs[1] / "predictions_val.csv").unlink()
+    with pytest.raises(EnsembleError, match=r"--weight-by keypoint needs each member's "
+                       r"validation predictions: .*predict\.py --run .*B .*--split val"):
+        run_ensemble(runs, root, "test", "weighted", weight_by="keypoint", samples=0)
+    info = json.loads((runs[1] / "run_info.json").read_text())
+    info.update(validated=False, val_rmse=None)
+    (runs[1] / "run_info.json").write_text(json.dumps(info))
+    with pytest.raises(EnsembleError, match="trained without validation.*--weight-by score"):
+        run_ensemble(runs, root, "test", "weighted", weight_by="keypoint", samples=0)
+    with pytest.raises(EnsembleError, match="val_rmse.*has None.*--weight-by score"):
+        run_ensemble(runs, root, "test", "weighted", weight_by="rmse", samples=0)
+    # the unweighted methods do not need validation
+    assert run_ensemble(runs, root, "test", "mean", samples=0).rmse["ensemble"] > 0
+
+
+def test_member_on_a_bystander_is_left_out_and_counted(tmp_path, capsys):
+    root = tmp_path / "data"
+    d = make_data_root(root, n_test=4)
+    imgs, truth = d["test_images"], d["test"]
+    person = np.tile([10.0, 4.0, 30.0, 44.0], (4, 1))
+    runs, preds = [], []
+    for m, name in enumerate("ABC"):
+        p = rounded(truth + np.random.default_rng(m).normal(0, 0.3, truth.shape))
+        boxes = person + m
+        if name == "C":  # C took the bystander on the right in image 2
+            boxes[2] = [40.0, 6.0, 62.0, 46.0]
+            p[2] = rounded(truth[2] + [25.0, 1.0])
+        preds.append(p)
+        runs.append(make_run(tmp_path / name, "test", imgs, p, boxes=boxes))
+    argv = ["--runs", *map(str, runs), "--data-root", str(root), "--method", "mean",
+            "--samples", "0", "--smooth", "off"]
+    assert ensemble_main([*argv, "--out", str(tmp_path / "a.csv")]) == 0
+    text = capsys.readouterr().out
+    assert "C 1 images on another person, left out" in text
+    header = text.splitlines()[1].split()
+    assert header[4:6] == ["other", "person"]
+    c_row = next(line.split() for line in text.splitlines() if line.startswith("C "))
+    assert c_row[4] == "1"
+    got = pd.read_csv(tmp_path / "a.csv")[list(COORD_COLUMNS)].to_numpy().reshape(-1, K, 2)
+    np.testing.assert_allclose(got[2], np.round((preds[0][2] + preds[1][2]) / 2, 10), atol=1e-6)
+    np.testing.assert_allclose(got[[0, 1, 3]], fuse(np.stack(preds), "mean")[[0, 1, 3]], atol=1e-6)
+    assert ensemble_main([*argv, "--no-align", "--out", str(tmp_path / "b.csv")]) == 0
+    assert "other person" not in capsys.readouterr().out
+    off = pd.read_csv(tmp_path / "b.csv")[list(COORD_COLUMNS)].to_numpy().reshape(-1, K, 2)
+    np.testing.assert_allclose(off[2, :, 0] - truth[2, :, 0], 25.0 / 3, atol=0.5)  # pulled
+    assert np.abs(got[2] - truth[2]).max() < 1.5
+
+
+# --------------------------------------------------------------- issue 13.2: smoothing in one go
+
+
+def make_clip_root(root, val_frames, test_frames, seed=0):
+    """A data root of clip frames (``clip_A-<frame>.jpg``): training/validation frames of clip
+    ``v1``, test frames of clip ``t1``, slow smooth motion, test labels."""
+    paths = DataPaths.from_root(root)
+    rng = np.random.default_rng(seed)
+    base = poses(1, seed)[0]
+    phase = rng.uniform(0, 2 * np.pi, (K, 2))
+
+    def pose(f):
+        return base + 3.0 * np.sin(2 * np.pi * f / 60.0 + phase)
+
+    names = {"train": [f"v1_A-{f:07d}.jpg" for f in val_frames],
+             "test": [f"t1_A-{f:07d}.jpg" for f in test_frames]}
+    truth = {"train": np.stack([pose(f) for f in val_frames]),
+             "test": np.stack([pose(f) for f in test_frames])}
+    for split, folder in (("train", paths.train_images), ("test", paths.test_images)):
+        folder.mkdir(parents=True)
+        for name in names[split]:
+            cv2.imwrite(str(folder / name), np.zeros((H, W, 3), np.uint8))
+    write_keypoint_csv(keypoints_frame(names["train"], truth["train"]), paths.train_csv)
+    write_keypoint_csv(keypoints_frame(names["test"], np.zeros_like(truth["test"])),
+                       paths.sample_submission)
+    write_keypoint_csv(keypoints_frame(names["test"], truth["test"]), paths.test_labels)
+    return names, truth
+
+
+def clip_runs(tmp_path, root, names, truth, sigma=1.5):
+    rng = np.random.default_rng(4)
+    runs = []
+    for name in "AB":
+        run = make_run(tmp_path / name, "val", names["train"],
+                       truth["train"] + rng.normal(0, sigma, truth["train"].shape))
+        write_predictions(run / "predictions_test.csv", names["test"],
+                          truth["test"] + rng.normal(0, sigma, truth["test"].shape))
+        runs.append(run)
+    return runs
+
+
+def read_coords(path):
+    return pd.read_csv(path)[list(COORD_COLUMNS)].to_numpy().reshape(-1, K, 2)
+
+
+def test_smooth_auto_chooses_on_validation_and_applies_to_the_test_submission(tmp_path, capsys):
+    root = tmp_path / "data"
+    names, truth = make_clip_root(root, range(1, 41), range(1, 41))
+    runs = clip_runs(tmp_path, root, names, truth)
+    argv = ["--runs", *map(str, runs), "--data-root", str(root), "--samples", "0"]
+    assert ensemble_main([*argv, "--smooth", "off", "--out", str(tmp_path / "off.csv")]) == 0
+    capsys.readouterr()
+    assert ensemble_main([*argv, "--out", str(tmp_path / "auto.csv")]) == 0  # default: auto
+    text = capsys.readouterr().out
+    assert "smoothing: auto: every member has predictions_val.csv" in text
+    line = next(x for x in text.splitlines() if x.startswith("smoothing auto: chose"))
+    before, after = (float(v) for v in line.split("validation RMSE ")[1].split(" px")[0]
+                     .split(" -> "))
+    assert after < before
+    test_line = next(x for x in text.splitlines() if x.startswith("test RMSE before / after"))
+    t_before, t_after = (float(v) for v in test_line.split(": ")[1].split(" px")[0].split(" / "))
+    print(f"validation {before:.3f} -> {after:.3f} px; test {t_before:.3f} -> {t_after:.3f} px")
+    assert t_after < 0.85 * t_before
+    off, auto = read_coords(tmp_path / "off.csv"), read_coords(tmp_path / "auto.csv")
+    assert metrics.rmse(off, truth["test"]) == pytest.approx(t_before, abs=2e-3)
+    assert metrics.rmse(auto, truth["test"]) == pytest.approx(t_after, abs=2e-3)
+    assert "ensemble (mean) smoothed" in text
+
+
+def test_smooth_on_the_val_split_reports_before_and_after(tmp_path):
+    root = tmp_path / "data"
+    names, truth = make_clip_root(root, range(1, 41), range(1, 5))
+    runs = clip_runs(tmp_path, root, names, truth)
+    s = run_ensemble(runs, root, "val", "mean", tmp_path / "v.csv", samples=0, smooth="auto")
+    assert s.smoothing["chosen"] != "off" and s.smoothing["val_after"] < s.smoothing["val_before"]
+    assert s.smoothing["before"] == pytest.approx(s.rmse["ensemble"])
+    assert s.smoothing["after"] == pytest.approx(s.rmse["ensemble smoothed"])
+    assert s.smoothing["after"] < s.smoothing["before"]
+    np.testing.assert_allclose(read_coords(tmp_path / "v.csv"), s.coords, atol=1e-3)
+
+
+def test_smooth_default_leaves_sparse_frames_and_auto_without_gain_is_off(tmp_path, capsys):
+    root = tmp_path / "data"
+    # frames 8 apart, like the competition's test images: the default smoothing changes nothing
+    names, truth = make_clip_root(root, range(1, 200, 8), range(1, 200, 8))
+    runs = clip_runs(tmp_path, root, names, truth)
+    off = run_ensemble(runs, root, "test", "mean", tmp_path / "o.csv", samples=0, smooth="off")
+    dflt = run_ensemble(runs, root, "test", "mean", tmp_path / "d.csv", samples=0,
+                        smooth="default")
+    np.testing.assert_array_equal(dflt.coords, off.coords)
+    assert dflt.smoothing["smoothed_rows"] == 0
+    assert (tmp_path / "o.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
+    auto = run_ensemble(runs, root, "test", "mean", tmp_path / "a.csv", samples=0, smooth="auto")
+    assert auto.smoothing["chosen"] == "off"
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "o.csv").read_bytes()
+    assert "no candidate lowers the validation RMSE" in capsys.readouterr().out
+
+
+def test_smooth_auto_without_validation_predictions(tmp_path, capsys):
+    root = tmp_path / "data"
+    names, truth = make_clip_root(root, range(1, 11), range(1, 11))
+    runs = clip_runs(tmp_path, root, names, truth)
+    (runs[0] / "predictions_val.csv").unlink()
+    with pytest.raises(EnsembleError, match="--smooth auto needs each member's validation "
+                                            "predictions"):
+        run_ensemble(runs, root, "test", "mean", samples=0, smooth="auto")
+    argv = ["--runs", *map(str, runs), "--data-root", str(root), "--samples", "0",
+            "--out", str(tmp_path / "s.csv")]
+    assert ensemble_main(argv) == 0  # the default falls back to off, and says so
+    assert "smoothing: off: not every member has predictions_val.csv" in capsys.readouterr().out

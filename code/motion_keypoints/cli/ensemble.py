@@ -1,5 +1,6 @@
-"""``python code/ensemble.py``: fuse the predictions of several runs into a submission (test) or
-evaluate the fusion on the validation images (val)."""
+"""``python code/ensemble.py``: fuse the predictions of several runs (R-CNN and heatmap runs
+alike) into a submission (test) or evaluate the fusion on the validation images (val); members
+are aligned on the same person first, and the fusion can be smoothed over time in the same go."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from ._run import run_command
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from ..ensemble.driver import WEIGHT_BY, run_ensemble
-    from ..ensemble.fuse import METHODS
+    from ..ensemble.driver import DEFAULT_MIN_IOU, SMOOTH_MODES, WEIGHT_BY, run_ensemble
+    from ..ensemble.fuse import ALIGN_REFERENCES, METHODS
     from ..io.predictions import PREDICTION_SPLITS
+    from ..motion.smooth import DEFAULT_MAX_GAP
 
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
         prog="ensemble.py",
-        description="Fuse the predictions of several runs into a submission (test) or evaluate "
-        "the fusion on the validation images (val).",
+        description="Fuse the predictions of several runs of any model family (rcnn, heatmap) "
+        "into a submission (test) or evaluate the fusion on the validation images (val).",
     )
     parser.add_argument("--runs", nargs="+", required=True,
                         help="run folders (outputs/<run>) with predictions_<split>.csv (required)")
@@ -30,10 +32,34 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--method", default="mean", choices=METHODS,
                         help="fusion of the members' keypoints (default: %(default)s)")
     parser.add_argument("--weight-by", default="rmse", choices=WEIGHT_BY,
-                        help="weighted: run_info val_rmse (weights ∝ 1/rmse²) or keypoint scores "
+                        help="weighted: rmse = run_info val_rmse, one weight per member ∝ "
+                        "1/rmse²; score = keypoint scores (rescaled per member when families "
+                        "are mixed); keypoint = per member and keypoint ∝ 1/rmse_k² of the "
+                        "member's predictions_val.csv. A member trained without validation is "
+                        "an error for rmse and keypoint, never an equal weight "
                         "(default: %(default)s)")
     parser.add_argument("--k", type=float, default=2.0,
                         help="robust: drop members beyond k·σ (default: %(default)s)")
+    parser.add_argument("--no-align", dest="align", action="store_false",
+                        help="do not align members on the same person: by default, with three "
+                        "or more members, a member whose box overlaps the consensus person box "
+                        "by less than --min-iou on an image is left out there, filled from the "
+                        "others and counted (default: aligned)")
+    parser.add_argument("--min-iou", type=float, default=DEFAULT_MIN_IOU,
+                        help="same person: least box IoU with the consensus box "
+                        "(default: %(default)s)")
+    parser.add_argument("--align-reference", default="median", choices=ALIGN_REFERENCES,
+                        help="same person: the consensus box is the coordinate-wise median of "
+                        "the members' boxes, or the medoid (the member box that overlaps the "
+                        "others most) (default: %(default)s)")
+    parser.add_argument("--smooth", default=None, choices=SMOOTH_MODES,
+                        help="temporal smoothing of the fused predictions (clip/camera/frame "
+                        "from the image names; never across gaps or person switches): auto = "
+                        "chosen on the members' fused validation predictions and applied only "
+                        "if it lowers the validation RMSE (before/after printed); default = the "
+                        f"conservative default (only frames at most {DEFAULT_MAX_GAP} apart: "
+                        "sparse test frames come out unchanged); off = none (default: auto when "
+                        "every run has predictions_val.csv, else off)")
     parser.add_argument("--out", default=None, metavar="FILE",
                         help="output CSV (a file; default: submissions/submission.csv for test, "
                         "outputs/ensemble/predictions_val.csv for val); never an input")
@@ -42,12 +68,16 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the sample images (default: %(default)s)")
     args = parser.parse_args(argv)
+    if not 0 < args.min_iou <= 1:
+        parser.error(f"--min-iou must be in (0, 1], got {args.min_iou}")
     out = args.out or (
         "submissions/submission.csv" if args.split == "test" else "outputs/ensemble/predictions_val.csv"
     )
     run_ensemble(
         args.runs, args.data_root, args.split, args.method, out,
-        weight_by=args.weight_by, k=args.k, samples=args.samples, seed=args.seed,
+        weight_by=args.weight_by, k=args.k, align=args.align, min_iou=args.min_iou,
+        align_reference=args.align_reference, smooth=args.smooth, samples=args.samples,
+        seed=args.seed,
     )
     return 0
 

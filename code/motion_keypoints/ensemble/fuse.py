@@ -4,8 +4,9 @@ Fusion is a pure function over arrays ``(M, N, K, 2)`` (members, images, keypoin
 where a member has no prediction:
 
 - ``mean`` / ``median``: coordinate-wise over the members present;
-- ``weighted``: weighted mean, weights per member (:func:`rmse_weights`: ∝ 1/val_rmse²) and/or
-  per-keypoint scores ``(M, N, K)``;
+- ``weighted``: weighted mean, weights per member ``(M,)`` (:func:`rmse_weights`: ∝ 1/val_rmse²)
+  or per member and keypoint ``(M, K)`` (:func:`keypoint_rmse_weights`: ∝ 1/rmse_k² of the
+  member's validation predictions), and/or per-keypoint scores ``(M, N, K)``;
 - ``robust``: for each keypoint, members farther than ``k·σ`` from the members' median are
   dropped, then the rest are averaged (the 3rd-place trick). σ estimates the root-mean-square
   distance of members from the median for that keypoint over all images, robustly:
@@ -18,6 +19,10 @@ per member). When no member has a prediction (:func:`fuse_with_fallback`), the *
 mean training pose: the mean of the training keypoints in image-relative units (x/width,
 y/height), scaled into the image (:func:`metrics.mean_pose_baseline`); such images are counted and
 named. Missing values are never written as zeros.
+
+**Same person** (:func:`align_by_boxes`): before fusing, a member whose person box does not
+overlap the consensus box of the image (IoU < ``min_iou``) is on another person (a bystander); it
+is left out on that image like a missing detection, filled from the others and counted.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from ..errors import UserError
+from ..geometry import box_iou
 
 METHODS: Tuple[str, ...] = ("mean", "median", "weighted", "robust")
 
@@ -55,6 +61,9 @@ class FusionResult:
     fallback_images: List[int] = field(default_factory=list)
     #: Per member: keypoint predictions dropped as outliers (``robust`` only).
     dropped_per_model: np.ndarray | None = None
+    #: Per member: images where its box was on another person (:func:`align_by_boxes`) and it
+    #: was left out (None: no alignment).
+    other_person_per_model: np.ndarray | None = None
 
 
 def _check_coords(coords) -> np.ndarray:
@@ -71,6 +80,70 @@ def rmse_weights(rmses: Sequence[float]) -> np.ndarray:
         raise ValueError(f"validation RMSEs must be positive finite numbers; got {list(r)}")
     w = 1.0 / r**2
     return w / w.sum()
+
+
+def keypoint_rmse_weights(per_member_per_keypoint_rmse) -> np.ndarray:
+    """Weights ``(M, K)``: member ``m``'s weight for keypoint ``k`` ∝ 1/rmse[m, k]², normalised
+    so that each keypoint's weights sum to 1 over the members.
+
+    ``per_member_per_keypoint_rmse`` is ``(M, K)``: each member's RMSE of each keypoint on its
+    validation predictions (:func:`motion_keypoints.evaluation.metrics.per_keypoint_rmse`).
+    Every entry must be a positive finite number (ValueError otherwise).
+    """
+    r = np.asarray(per_member_per_keypoint_rmse, dtype=float)
+    if r.ndim != 2 or r.shape[0] < 1:
+        raise ValueError(f"per-keypoint RMSEs must have shape (members, keypoints); got {r.shape}")
+    bad = ~np.isfinite(r) | (r <= 0)
+    if bad.any():
+        m, k = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"per-keypoint RMSEs must be positive finite numbers; member {m}, "
+                         f"keypoint {k} has {r[m, k]}")
+    w = 1.0 / r**2
+    return w / w.sum(axis=0, keepdims=True)
+
+
+ALIGN_REFERENCES: Tuple[str, ...] = ("median", "medoid")
+
+
+def _ious(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU (:func:`motion_keypoints.geometry.box_iou`) of one box with each of ``boxes``."""
+    return np.array([box_iou(box, other) for other in boxes])
+
+
+def align_by_boxes(boxes, present, min_iou: float = 0.3, reference: str = "median") -> np.ndarray:
+    """Which members are on the same person, per image: the ``present`` mask ``(M, N)`` with the
+    members whose box ``(M, N, 4)`` (x1, y1, x2, y2) overlaps the image's consensus person box
+    by less than ``min_iou`` (IoU) set to False.
+
+    The consensus box (``reference``) is ``median``: the coordinate-wise median of the present
+    members' boxes, or ``medoid``: the present member box with the largest summed IoU with the
+    others. An image is screened only when at least three members are present (with two there is
+    no majority to say which one is on the bystander) and all their boxes are finite; an image
+    never loses all its members (if none reaches ``min_iou`` nobody is dropped).
+    """
+    b = np.asarray(boxes, dtype=float)
+    p = np.asarray(present, dtype=bool)
+    if b.ndim != 3 or b.shape[-1] != 4 or p.shape != b.shape[:2]:
+        raise ValueError(f"boxes must be (members, images, 4) and present (members, images); got "
+                         f"{b.shape} and {p.shape}")
+    if reference not in ALIGN_REFERENCES:
+        raise ValueError(f"unknown reference {reference!r}; valid: {', '.join(ALIGN_REFERENCES)}")
+    if not 0 < min_iou <= 1:
+        raise ValueError(f"min_iou must be in (0, 1]; got {min_iou}")
+    out = p.copy()
+    for i in range(b.shape[1]):
+        idx = np.nonzero(p[:, i])[0]
+        if len(idx) < 3 or not np.isfinite(b[idx, i]).all():
+            continue
+        bi = b[idx, i]
+        if reference == "median":
+            ref = np.median(bi, axis=0)
+        else:
+            ref = bi[int(np.argmax([_ious(bx, bi).sum() for bx in bi]))]
+        same = _ious(ref, bi) >= min_iou
+        if same.any():
+            out[idx[~same], i] = False
+    return out
 
 
 def _robust_keep(c: np.ndarray, present: np.ndarray, k: float) -> np.ndarray:
@@ -124,9 +197,11 @@ def _fuse(c, method, weights, scores, k) -> Tuple[np.ndarray, np.ndarray]:
             raise ValueError("weighted fusion needs member weights (e.g. rmse_weights) or scores")
         if weights is not None:
             weights = np.asarray(weights, dtype=float)
-            if weights.shape != (m,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-                raise ValueError(f"weights must be {m} non-negative numbers; got {weights}")
-            w = w * weights[:, None, None]
+            if weights.shape not in ((m,), (m, kk)) or not np.all(np.isfinite(weights)) or np.any(
+                    weights < 0):
+                raise ValueError(f"weights must be non-negative numbers of shape ({m},) per member "
+                                 f"or ({m}, {kk}) per member and keypoint; got {weights}")
+            w = w * (weights[:, None, None] if weights.ndim == 1 else weights[:, None, :])
         if scores is not None:
             scores = np.asarray(scores, dtype=float)
             if scores.shape != (m, n, kk):
@@ -145,7 +220,7 @@ def fuse(coords, method: str = "mean", weights=None, scores=None, k: float = 2.0
     """Fuse member predictions ``(M, N, K, 2)`` (NaN: missing) into ``(N, K, 2)``.
 
     Missing members are left out per keypoint; a keypoint no member predicted stays NaN (see
-    :func:`fuse_with_fallback`). ``weights`` (M,) and ``scores`` (M, N, K) are used by
+    :func:`fuse_with_fallback`). ``weights`` (M,) or (M, K) and ``scores`` (M, N, K) are used by
     ``weighted`` only (both multiply when given); ``k`` by ``robust`` only.
     """
     return _fuse(_check_coords(coords), method, weights, scores, k)[0]
@@ -158,17 +233,29 @@ def fuse_with_fallback(
     scores=None,
     k: float = 2.0,
     fallback=None,
+    same_person=None,
 ) -> FusionResult:
     """:func:`fuse`, then fill every keypoint no member predicted from ``fallback`` (N, K, 2).
 
-    Counts, per member, the images it missed that the others filled, and the images that needed
-    the fallback. Raises ValueError when the fallback is needed but not given.
+    ``same_person`` (M, N), e.g. from :func:`align_by_boxes`: False where a member is on another
+    person; it is left out there and filled from the others like a missing detection, and
+    counted in ``other_person_per_model`` (not in ``fills_per_model``). Counts, per member, the
+    images it missed that the others filled, and the images that needed the fallback. Raises
+    ValueError when the fallback is needed but not given.
     """
     c = _check_coords(coords)
+    image_missed = ~np.isfinite(c).all(axis=-1).any(axis=2)  # (M, N): member predicted nothing
+    other_person = None
+    if same_person is not None:
+        same = np.asarray(same_person, dtype=bool)
+        if same.shape != c.shape[:2]:
+            raise ValueError(f"same_person must have shape {c.shape[:2]}; got {same.shape}")
+        other_person = ~image_missed & ~same
+        c = np.where(other_person[:, :, None, None], np.nan, c)
     out, used = _fuse(c, method, weights, scores, k)
     present = np.isfinite(c).all(axis=-1)
-    image_missed = ~present.any(axis=2)  # (M, N): member predicted nothing on the image
-    others = (~image_missed).sum(axis=0)[None] - (~image_missed)
+    kept = present.any(axis=2)
+    others = kept.sum(axis=0)[None] - kept
     fills = (image_missed & (others > 0)).sum(axis=1)
     hole = ~np.isfinite(out).all(axis=-1)
     fallback_images = [int(i) for i in np.nonzero(hole.any(axis=1))[0]]
@@ -183,4 +270,5 @@ def fuse_with_fallback(
             raise ValueError(f"fallback must be finite with shape {out.shape}; got {fb.shape}")
         out = np.where(hole[..., None], fb, out)
     dropped = (present & ~used).sum(axis=(1, 2)) if method == "robust" else None
-    return FusionResult(out, fills, len(fallback_images), fallback_images, dropped)
+    return FusionResult(out, fills, len(fallback_images), fallback_images, dropped,
+                        None if other_person is None else other_person.sum(axis=1))
