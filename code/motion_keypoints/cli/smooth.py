@@ -80,7 +80,7 @@ def _main(argv: Sequence[str] | None) -> int:
             out = df
         else:
             print(f"chosen: {report['chosen']} ({report['before']:.3f} -> {report['after']:.3f} px)")
-            method, params, max_gap, switch_k = S._candidate(chosen)
+            method, params, max_gap, switch_k = S.parse_candidate(chosen)
             out = S.smooth_table(df, method, params, max_gap, switch_k)
         if args.report:
             from ..utils import atomic_write_text

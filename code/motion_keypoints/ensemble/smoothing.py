@@ -70,7 +70,7 @@ def smooth_fused(
             lines.append(f"smoothing auto: no candidate lowers the validation RMSE "
                          f"({rep['before']:.3f} px on {rep['images']} images): smoothing off")
         else:
-            method, params, max_gap, switch_k = S._candidate(chosen)
+            method, params, max_gap, switch_k = S.parse_candidate(chosen)
             smoothed = S.smooth_table(table, method, params, max_gap, switch_k)
             lines.append(
                 f"smoothing auto: chose {rep['chosen']} on {rep['images']} validation images: "

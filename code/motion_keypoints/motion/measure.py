@@ -90,7 +90,7 @@ def smoothing_figures(
         chosen, _ = S.choose_params(val_p, val_t)
         test_p = _table(seqs[half:], noisy[half:])
         if chosen != S.OFF:
-            m, prm, gap, k = S._candidate(chosen)
+            m, prm, gap, k = S.parse_candidate(chosen)
             test_p = S.smooth_table(test_p, m, prm, gap, k)
         tuned = test_p[list(S.COORD_COLUMNS)].to_numpy(float).reshape(len(test_p), -1, 2)
         cuts = np.cumsum([len(s["frames"]) for s in seqs[half:]])[:-1]

@@ -463,7 +463,8 @@ def table_errors(
             "accel": total / count if count else float("nan")}
 
 
-def _candidate(c: Mapping[str, Any]) -> Tuple[str, Dict[str, Any], int, Optional[float]]:
+def parse_candidate(c: Mapping[str, Any]) -> Tuple[str, Dict[str, Any], int, Optional[float]]:
+    """``(method, params, max_gap, switch_k)`` of a candidate dict ``{"method", "max_gap", "switch_k", **params}``."""
     c = dict(c)
     method = c.pop("method", DEFAULT_METHOD)
     max_gap = int(c.pop("max_gap", DEFAULT_MAX_GAP))
@@ -473,7 +474,7 @@ def _candidate(c: Mapping[str, Any]) -> Tuple[str, Dict[str, Any], int, Optional
 
 def candidate_label(c: Mapping[str, Any]) -> str:
     """``gaussian(sigma=1.5, max_gap=2)`` for a candidate dict."""
-    method, params, max_gap, _ = _candidate(c)
+    method, params, max_gap, _ = parse_candidate(c)
     inner = ", ".join(f"{k}={v}" for k, v in {**params, "max_gap": max_gap}.items())
     return f"{method}({inner})"
 
@@ -499,7 +500,7 @@ def choose_params(
                               "accel_before": before["accel"], "candidates": []}
     best, best_rmse = None, before["rmse"] - float(min_improvement)
     for cand in candidates:
-        method, params, max_gap, switch_k = _candidate(cand)
+        method, params, max_gap, switch_k = parse_candidate(cand)
         smoothed = smooth_table(pred_df, method, params, max_gap, switch_k, image_column)
         after = table_errors(smoothed, truth_df, image_column)
         entry = {"candidate": candidate_label(cand), "after": after["rmse"],
