@@ -104,3 +104,55 @@ def test_unknown_config_file_and_key():
         setup_cfg(str(CONFIGS / "nope.yaml"))
     with pytest.raises(ConfigError, match="did you mean DATA.AUG_SET"):
         setup_cfg(str(CONFIGS / "tiny-cpu.yaml"), ["DATA.AUGSET", "demo"])
+
+
+def heatmap_keys():
+    """The keys add_heatmap_config adds on top of the kit's."""
+    from detectron2.config import get_cfg
+
+    from motion_keypoints.models.heatmap.config import add_heatmap_config
+
+    cfg = get_cfg()
+    add_kit_config(cfg)
+    before = set(_leaf_keys(cfg))
+    add_heatmap_config(cfg)
+    return sorted(set(_leaf_keys(cfg)) - before)
+
+
+def test_setup_cfg_adds_every_heatmap_key_with_a_default_and_a_comment():
+    import inspect
+
+    from motion_keypoints.models.heatmap import config as H
+
+    keys = heatmap_keys()
+    assert "MODEL.HEATMAP.SIGMA" in keys and "SOLVER.OPTIMIZER" in keys
+    cfg = setup_cfg(None)  # PointRend style: both families' keys, whatever the config
+    src = inspect.getsource(H.add_heatmap_config).splitlines()
+    for key in keys:
+        _get(cfg, key)
+        line = next(i for i, s in enumerate(src) if f"_C.{key} =" in s)
+        above = [s.strip() for s in src[max(0, line - 2) : line]]
+        assert any(s.startswith("#") for s in above), f"{key} has no comment above it"
+
+
+def test_integer_for_a_float_key_on_the_command_line():
+    cfg = setup_cfg(str(CONFIGS / "tiny-cpu.yaml"), ["DATA.VAL_FRACTION", "0",
+                                                      "MODEL.HEATMAP.SIGMA", "3"])
+    assert cfg.DATA.VAL_FRACTION == 0.0 and isinstance(cfg.DATA.VAL_FRACTION, float)
+    assert cfg.MODEL.HEATMAP.SIGMA == 3.0
+    assert cfg.SOLVER.MAX_ITER == 400  # int keys stay ints
+    with pytest.raises(ConfigError):
+        setup_cfg(None, ["DATA.VAL_FRACTION", "abc"])
+
+
+def test_heatmap_configs_pick_the_heatmap_family():
+    from motion_keypoints.models import family_of
+
+    hrnet = sorted(CONFIGS.glob("*hrnet*.yaml")) + [CONFIGS / "Base-HRNet.yaml"]
+    assert any("tiny" in p.name for p in hrnet)
+    for p in hrnet:
+        cfg = setup_cfg(str(p))
+        assert family_of(cfg) == "heatmap", p.name
+        w, h = cfg.MODEL.HEATMAP.INPUT_SIZE
+        assert w % 32 == 0 and h % 32 == 0
+    assert family_of(setup_cfg(str(CONFIGS / "tiny-cpu.yaml"))) == "rcnn"

@@ -1,38 +1,116 @@
-"""``python code/predict.py --run RUN --data-root DIR [--split test|val] [--flip-tta]``: predict
-the test (or validation) images with a trained run (batched, optional flip TTA).
+"""``python code/predict.py --run RUN --data-root DIR [--split test|val] [--flip-tta]
+[--boxes-from RCNN_RUN]``: predict the test (or validation) images with a trained run of either
+family (by ``run_info.json`` "family"), batched, optional flip TTA; writes
+``RUN/predictions_<split>.csv``.
 
   python code/predict.py --run outputs/tiny-cpu --data-root outputs/synthetic --flip-tta
+  python code/predict.py --run outputs/tiny-hrnet --data-root outputs/synthetic --flip-tta \\
+      --boxes-from outputs/tiny-cpu        # heatmap run on the R-CNN run's person boxes
+
+A heatmap run needs person boxes: ``--boxes-from`` a Keypoint R-CNN run that has predicted the
+same split (its predictions_<split>.csv). Images where that run found nobody get a fallback box
+around the mean training pose (counted and printed). On the validation split without
+``--boxes-from`` the ground-truth boxes are used; with it, the RMSE on both is printed (the
+ground-truth one is the upper bound).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from pathlib import Path
 from typing import Sequence
 
 from ..io.predictions import PREDICTION_SPLITS
-from ..io.runs import CHECKPOINTS
+from ..io.runs import CHECKPOINTS, RUN_INFO_FILE, RunError
 from ._run import run_command
+
+
+def auto_workers(requested: int) -> int:
+    """``--workers 0`` = auto: half the cores, at most 4 (data loading beside the model)."""
+    if requested > 0:
+        return requested
+    return max(0, min(4, (os.cpu_count() or 1) // 2))
+
+
+def check_run(run: Path, checkpoint: str) -> str:
+    """The run's family; one-line errors for a missing folder, run_info.json or checkpoint."""
+    if not run.is_dir():
+        raise RunError(f"--run {run}: no such run folder; train one with "
+                       "python code/train.py --config-file CONFIG OUTPUT_DIR outputs/<run>")
+    info_file = run / RUN_INFO_FILE
+    if not info_file.is_file():
+        raise RunError(
+            f"{info_file} is missing: {run} is not a finished training run (training writes it "
+            f"at the end); finish it with python code/train.py --config-file {run / 'config.yaml'}"
+            f" --resume OUTPUT_DIR {run}"
+        )
+    try:
+        info = json.loads(info_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{info_file}: not valid JSON ({exc}); re-run the training") from None
+    names = [CHECKPOINTS[checkpoint]] + ([CHECKPOINTS["final"]] if checkpoint == "best" else [])
+    if not any((run / n).is_file() for n in names):
+        raise RunError(f"{run / CHECKPOINTS[checkpoint]} is missing (and no fallback "
+                       f"{' / '.join(names[1:]) or 'checkpoint'}): has the training of {run} finished?")
+    family = info.get("family", "rcnn")
+    if family not in ("rcnn", "heatmap"):
+        raise RunError(f"{info_file}: unknown family {family!r} (rcnn or heatmap)")
+    return family
 
 
 def _main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="predict.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="training run folder (outputs/<run>)")
+    p.add_argument("--run", required=True, help="training run folder (outputs/<run>), either family")
     p.add_argument("--data-root", required=True, help="data folder in the competition layout")
-    p.add_argument("--split", choices=PREDICTION_SPLITS, default="test")
-    p.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best")
-    p.add_argument("--flip-tta", action="store_true", help="average with the mirrored image")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
+    p.add_argument("--split", choices=PREDICTION_SPLITS, default="test",
+                   help="images to predict: test, or the run's validation frames "
+                        "(default: %(default)s)")
+    p.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best",
+                   help="checkpoint of the run (default: %(default)s)")
+    p.add_argument("--flip-tta", action="store_true",
+                   help="average with the mirrored image / crop (default: %(default)s)")
+    p.add_argument("--boxes-from", default=None, metavar="RCNN_RUN",
+                   help="heatmap runs: take each image's person box from this Keypoint R-CNN "
+                        "run's predictions_<split>.csv (default: %(default)s: ground-truth boxes "
+                        "on --split val, required on test)")
+    p.add_argument("--batch-size", type=int, default=4,
+                   help="images (R-CNN) or crops (heatmap, x4) per batch (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="data-loading worker processes; 0 = auto from the core count "
+                        "(default: %(default)s)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (default: %(default)s)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     a = p.parse_args(argv)
+    if a.batch_size < 1:
+        p.error("--batch-size must be at least 1")
+    if a.workers < 0:
+        p.error("--workers must be 0 (auto) or more")
+    run = Path(a.run)
+    family = check_run(run, a.checkpoint)
     from ..models.rcnn import import_detectron2
 
     import_detectron2()
+    workers = auto_workers(a.workers)
+    if family == "heatmap":
+        from ..models.heatmap.predictor import predict_run
+
+        predict_run(
+            run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size * 4, workers,
+            boxes_from=a.boxes_from, opts=a.opts, progress=not a.quiet,
+        )
+        return 0
+    if a.boxes_from is not None:
+        raise RunError(f"--boxes-from is for heatmap runs; {run} is a Keypoint R-CNN run "
+                       "(it finds its own boxes): drop --boxes-from")
     from ..models.rcnn.predictor import predict_run
 
     predict_run(
-        a.run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size, a.workers, a.opts
+        run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size, workers, a.opts,
+        progress=not a.quiet,
     )
     return 0
 

@@ -41,6 +41,33 @@ class CfgNode(_D2CfgNode):
                 ) from exc
         return super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
 
+    def merge_from_list(self, cfg_list):
+        """detectron2's merge_from_list that also takes an integer for a float key
+        (``DATA.VAL_FRACTION 0``), as a YAML file would."""
+        return super().merge_from_list(coerce_int_for_float(self, cfg_list))
+
+
+def coerce_int_for_float(cfg, opts: Sequence[str]) -> list:
+    """``KEY VALUE`` pairs with an integer literal given for a float key rewritten as a float
+    literal (yacs refuses int -> float); everything else is passed on unchanged."""
+    import ast
+
+    out = list(opts)
+    for i in range(0, len(out) - 1, 2):
+        node = cfg
+        for part in str(out[i]).split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, float) and not isinstance(node, bool):
+            try:
+                value = ast.literal_eval(str(out[i + 1]))
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, int) and not isinstance(value, bool):
+                out[i + 1] = repr(float(value))
+    return out
+
 
 def add_kit_config(cfg) -> None:
     """Add the kit's keys, each with a default, and the keypoint defaults of this task."""
@@ -135,8 +162,11 @@ def default_output_dir(config_file: Optional[str]) -> str:
 
 def setup_cfg(config_file: Optional[str], opts: Sequence[str] = (), freeze: bool = True):
     """Build the kit's config: get_cfg -> add_kit_config -> file -> opts -> checks -> freeze."""
+    from ..heatmap.config import add_heatmap_config
+
     cfg = CfgNode(get_cfg())
     add_kit_config(cfg)
+    add_heatmap_config(cfg)
     if config_file:
         if not Path(config_file).is_file():
             raise FileNotFoundError(f"config file {config_file} does not exist (see configs/)")

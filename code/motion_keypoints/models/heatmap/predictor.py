@@ -1,0 +1,225 @@
+"""Prediction with a heatmap run: person boxes (from a Keypoint R-CNN run's predictions, or the
+ground truth on the validation split), crops, HRNet, decoding, flip test; writes the same
+``<run>/predictions_<split>.csv`` as the R-CNN family (:mod:`motion_keypoints.io.predictions`),
+so the ensemble takes it unchanged.
+
+Boxes: ``--boxes-from RCNN_RUN`` reads ``RCNN_RUN/predictions_<split>.csv`` (``box_x1..box_y2``,
+continuous coordinates). An image the R-CNN found nobody in (``detected`` 0) gets the **fallback
+box**: the box (``DATA.BBOX_MARGIN``) around the kit's mean training pose scaled to the image
+(:func:`~motion_keypoints.evaluation.evaluate.training_mean_pose`); such images are counted,
+printed, and their ``box_score`` is 0. A missing boxes run, a missing predictions file, or an
+image of the split that is not in that file is a one-line error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ...data.layout import DataPaths, load_train_df, validate_data_root
+from ...evaluation.metrics import rmse, scale_pose
+from ...geometry import box_from_points, to_continuous
+from ...io.guards import check_output
+from ...io.predictions import predict_command, prediction_frame, read_predictions, write_predictions
+from ...io.runs import RunError, split_val_images
+from ...io.tables import keypoints_array
+from ..rcnn.predictor import images_of_split, load_run_config
+from .data import HeatmapTestMapper
+
+logger = logging.getLogger("motion_keypoints")
+
+
+def load_boxes(boxes_run, split: str, names: Sequence[str], data_root) -> Dict[str, np.ndarray]:
+    """Per image of ``names``: the R-CNN run's box (continuous; NaN where nobody was detected),
+    its score and ``detected``. Errors (one line) for a missing run, file or image."""
+    boxes_run = Path(boxes_run)
+    if not boxes_run.is_dir():
+        raise RunError(f"--boxes-from {boxes_run}: no such run folder; give a Keypoint R-CNN run "
+                       "folder (outputs/<run>) that has predicted this split")
+    file = boxes_run / f"predictions_{split}.csv"
+    if not file.is_file():
+        raise RunError(f"--boxes-from {boxes_run}: {file.name} is missing; predict the {split} "
+                       f"split first: {predict_command(boxes_run, data_root, split)}")
+    pred = read_predictions(file)
+    pos = {img: i for i, img in enumerate(pred["images"])}
+    absent = [n for n in names if n not in pos]
+    if absent:
+        raise RunError(
+            f"{file}: {len(absent)} of {len(names)} {split} images have no row (first: "
+            f"{absent[0]}); predict the same split of the same data with that run"
+        )
+    idx = np.array([pos[n] for n in names], dtype=int)
+    return {"boxes": pred["boxes"][idx], "scores": _box_scores(file)[idx],
+            "detected": pred["detected"][idx]}
+
+
+def _box_scores(file: Path) -> np.ndarray:
+    import pandas as pd
+
+    return pd.read_csv(file, usecols=["box_score"])["box_score"].to_numpy(dtype=np.float64)
+
+
+def fallback_boxes(run: Path, data_root, sizes: np.ndarray, margin: float) -> np.ndarray:
+    """Continuous boxes around the mean training pose of the run's split, per image size."""
+    from ...evaluation.evaluate import training_mean_pose
+
+    try:
+        exclude = split_val_images(run)
+    except FileNotFoundError:
+        exclude = []
+    pose = training_mean_pose(data_root, exclude=exclude)
+    poses = scale_pose(pose, np.asarray(sizes, dtype=np.float64))
+    return np.array([to_continuous(box_from_points(p, margin).reshape(2, 2)).reshape(-1)
+                     for p in poses])
+
+
+def _truth(data_root, names: Sequence[str]) -> np.ndarray:
+    df = load_train_df(DataPaths.from_root(data_root).root).set_index("image", drop=False)
+    return keypoints_array(df.loc[list(names)])
+
+
+def predict_crops(cfg, model, records: List[dict], batch_size: int, num_workers: int,
+                  flip: bool, progress: bool) -> Dict[str, list]:
+    """Run the model on the crops of ``records`` (``file_name``, ``index``, ``person_box``...)."""
+    mapper = HeatmapTestMapper(cfg)
+    loader = torch.utils.data.DataLoader(
+        records, batch_size=batch_size, num_workers=num_workers, collate_fn=_MapBatch(mapper),
+    )
+    n = len(records)
+    plain: List[Optional[dict]] = [None] * n
+    fused: List[Optional[dict]] = [None] * n
+    sizes = [(0, 0)] * n
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress):
+            crops = torch.stack([b["image"] for b in batch])
+            inv = np.stack([b["crop_inverse"] for b in batch])
+            out = model.predict_crops(crops, inv, flip=flip)
+            for j, b in enumerate(batch):
+                i = b["index"]
+                sizes[i] = (b["width"], b["height"])
+                for key, dest in (("plain", plain), ("flip", fused)):
+                    if out[key] is None:
+                        continue
+                    dest[i] = {
+                        "keypoints": out[key][j, :, :2], "keypoint_scores": out[key][j, :, 2],
+                        "box": np.asarray(b["box"], dtype=np.float64),
+                        "score": float(b["box_score"]),
+                    }
+    return {"plain": plain, "flip": fused if flip else None, "sizes": sizes}
+
+
+class _MapBatch:
+    """Collate = map each record (a picklable callable, for worker processes)."""
+
+    def __init__(self, mapper):
+        self.mapper = mapper
+
+    def __call__(self, batch):
+        return [self.mapper(r) for r in batch]
+
+
+def _records(image_dir: Path, names: Sequence[str], boxes: np.ndarray, scores: np.ndarray):
+    return [
+        {"file_name": str(image_dir / n), "index": i, "image_id": i,
+         "person_box": boxes[i], "box_score": float(scores[i])}
+        for i, n in enumerate(names)
+    ]
+
+
+def _rmse_of(persons: Sequence[dict], truth: np.ndarray) -> float:
+    return rmse(np.array([p["keypoints"] for p in persons]), truth)
+
+
+def predict_run(
+    run, data_root, split: str = "test", checkpoint: str = "best", flip_tta: bool = False,
+    batch_size: int = 16, num_workers: int = 0, boxes_from=None, opts: Sequence[str] = (),
+    progress: bool = True,
+) -> dict:
+    """Predict a split with a heatmap run and write its predictions CSV(s). Returns a summary
+    (with ``val_rmse`` and ``val_rmse_gt_boxes`` on the validation split)."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from . import meta_arch  # noqa: F401  (registers TopDownHeatmap)
+
+    run, data_root = Path(run), Path(data_root)
+    validate_data_root(data_root, check_images=False, splits=("train", "test"))
+    out = check_output(run / f"predictions_{split}.csv", data_root=data_root, runs=[run],
+                       option="--run")
+    cfg = load_run_config(run, checkpoint, opts)
+    names, image_dir = images_of_split(run, data_root, split)
+    from ...io.images import image_size
+
+    img_sizes = np.array([image_size(image_dir / n) for n in names], dtype=np.float64)
+
+    gt_boxes = None
+    if split == "val":
+        truth = _truth(data_root, names)
+        gt_boxes = np.array([to_continuous(box_from_points(p, cfg.DATA.BBOX_MARGIN).reshape(2, 2))
+                             .reshape(-1) for p in truth])
+    n_fallback = 0
+    if boxes_from is not None:
+        b = load_boxes(boxes_from, split, names, data_root)
+        boxes, scores = b["boxes"].copy(), b["scores"].copy()
+        missing = ~b["detected"] | ~np.isfinite(boxes).all(axis=1)
+        n_fallback = int(missing.sum())
+        if n_fallback:
+            boxes[missing] = fallback_boxes(run, data_root, img_sizes[missing], cfg.DATA.BBOX_MARGIN)
+            scores[missing] = 0.0
+        source = f"boxes of {Path(boxes_from).name}"
+    elif gt_boxes is not None:
+        boxes, scores, source = gt_boxes, np.ones(len(names)), "ground-truth boxes"
+    else:
+        raise RunError(
+            f"{run} is a heatmap run: it needs person boxes for the {split} split; pass "
+            f"--boxes-from outputs/<Keypoint R-CNN run> (predicted with: "
+            f"{predict_command('outputs/<rcnn run>', data_root, split)})"
+        )
+
+    model = build_model(cfg)
+    model.eval()
+    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    t0 = time.perf_counter()
+    res = predict_crops(cfg, model, _records(image_dir, names, boxes, scores), batch_size,
+                        num_workers, flip_tta, progress)
+    seconds = time.perf_counter() - t0
+    if flip_tta:
+        write_predictions(prediction_frame(names, res["plain"], res["sizes"]),
+                          run / f"predictions_{split}_noflip.csv")
+        final = res["flip"]
+    else:
+        final = res["plain"]
+        (run / f"predictions_{split}_noflip.csv").unlink(missing_ok=True)
+    write_predictions(prediction_frame(names, final, res["sizes"]), out)
+    summary = {
+        "run": str(run), "split": split, "images": len(names), "fallback_boxes": n_fallback,
+        "flip_tta": flip_tta, "seconds": seconds, "out": str(out), "boxes": source,
+        "no_peak_keypoints": int(model.no_peak_count),
+    }
+    print(
+        f"predicted {len(names)} {split} images with {run.name} ({checkpoint}"
+        f"{', flip TTA' if flip_tta else ''}, {source}) in {seconds:.1f}s: "
+        f"{n_fallback} fallback boxes (mean training pose; nobody detected) -> {out}"
+    )
+    if split == "val":
+        summary["val_rmse"] = _rmse_of(final, truth)
+        line = f"validation RMSE on {source}: {summary['val_rmse']:.3f}"
+        if flip_tta:
+            summary["val_rmse_noflip"] = _rmse_of(res["plain"], truth)
+            line += f" (without flip test {summary['val_rmse_noflip']:.3f})"
+        if boxes_from is not None:
+            gt = predict_crops(cfg, model, _records(image_dir, names, gt_boxes, np.ones(len(names))),
+                               batch_size, num_workers, flip_tta, progress=False)
+            summary["val_rmse_gt_boxes"] = _rmse_of(gt["flip"] if flip_tta else gt["plain"], truth)
+            line += f"; on ground-truth boxes {summary['val_rmse_gt_boxes']:.3f} (upper bound)"
+        print(line)
+    return summary
+
+
+__all__ = ["fallback_boxes", "load_boxes", "predict_run"]
