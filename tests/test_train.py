@@ -167,3 +167,47 @@ def test_diverging_loss_stops_with_the_scratch_hint(synthetic_data, tmp_path):
     )
     assert proc.returncode == 1
     assert "diverged" in proc.stderr and "MODEL.RESNETS.NORM GN" in proc.stderr
+
+
+@pytest.mark.slow
+def test_short_training_prints_only_the_kits_lines(synthetic_data, tmp_path):
+    """12 iterations: setup lines, one progress bar, a line per evaluation and a summary; no
+    library warning (even with -W default); detectron2's complete log in log.txt."""
+    out = tmp_path / "r"
+    args = ["--config-file", "configs/tiny-cpu.yaml",
+            *tiny_opts(synthetic_data, out, 12, **{"TEST.EVAL_PERIOD": 6})]
+    proc = subprocess.run([sys.executable, "-W", "default", str(REPO / "code/train.py"), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    assert "Warning" not in text and "warnings.warn" not in text, text[-3000:]
+    lines = [x for x in text.replace("\r", "\n").splitlines() if x.strip() and "it/s" not in x
+             and "s/it" not in x and not x.startswith("train:")]
+    assert len(lines) <= 6, lines
+    assert [x for x in lines if x.startswith("evaluation at iteration")] == [
+        x for x in lines if "evaluation" in x and "RMSE" in x]
+    assert len([x for x in lines if x.startswith("evaluation at iteration")]) == 2
+    assert lines[-1].startswith("run r done:")
+    assert "12/12" in proc.stderr  # the progress bar
+    log = (out / "log.txt").read_text()
+    for needed in ("Environment info", "Starting training from iteration 0", "eta:",
+                   "Average Precision", "run r done:"):
+        assert needed in log, needed
+
+
+@pytest.mark.slow
+def test_training_without_validation(synthetic_data, tmp_path):
+    """DATA.VAL_FRACTION 0 (an integer) with TEST.EVAL_PERIOD 0: no evaluation, model_final.pth
+    is the model, run_info.json says so; predict works on the run."""
+    out = tmp_path / "noval"
+    proc = run_script("train", "--config-file", "configs/tiny-cpu.yaml",
+                      *tiny_opts(synthetic_data, out, 4, **{"DATA.VAL_FRACTION": 0,
+                                                           "TEST.EVAL_PERIOD": 0}))
+    assert "evaluation at" not in proc.stdout
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["validated"] is False and info["val_rmse"] is None
+    assert info["checkpoint"] == "model_final.pth" and (out / "model_final.pth").is_file()
+    assert not (out / "model_best.pth").exists()
+    assert info["fingerprint"] == json.loads((out / "run.json").read_text())["fingerprint"]
+    run_script("predict", "--run", out, "--data-root", synthetic_data, "--split", "test")
+    assert (out / "predictions_test.csv").is_file()

@@ -16,7 +16,9 @@ import sys
 import warnings
 from typing import Optional
 
-#: (category, regex matched at the start of the message, where it comes from and why it is harmless)
+#: (category, regex matched at the start of the message, where it comes from and why it is
+#: harmless[, regex of the module the warning is attributed to, for messages too generic to
+#: filter everywhere]). Filtered by message (and module), never by category alone.
 LIBRARY_WARNINGS = (
     (
         FutureWarning,
@@ -63,29 +65,76 @@ LIBRARY_WARNINGS = (
         r"You are using `torch\.load` with `weights_only=False`",
         "fvcore's checkpointer loads the kit's own checkpoints",
     ),
+    (
+        ResourceWarning,
+        r"unclosed file <_io\.TextIOWrapper name=",
+        "detectron2's default_setup reads the config file into log.txt without closing it",
+        r"detectron2\.engine\.defaults",
+    ),
+    (
+        DeprecationWarning,
+        r"The 'warn' method is deprecated, use 'warning' instead",
+        "detectron2's COCOEvaluator calls logger.warn (a message that goes to log.txt anyway)",
+        r"detectron2\.",
+    ),
+)
+
+#: (logger, start of the message, why it is harmless): library log records (not warnings) that
+#: reach the console before the run's log file exists.
+LIBRARY_LOG_RECORDS = (
+    (
+        "torch.utils.cpp_extension",
+        "No CUDA runtime is found",
+        "torch on a machine without a GPU, when detectron2 imports its extension helpers",
+    ),
 )
 
 _KIT_LOGGER = "motion_keypoints"
 
 
+class _DropMessages(logging.Filter):
+    def __init__(self, starts):
+        super().__init__()
+        self.starts = tuple(starts)
+
+    def filter(self, record):
+        try:
+            return not str(record.getMessage()).startswith(self.starts)
+        except Exception:  # pragma: no cover - a record that cannot be formatted passes
+            return True
+
+
 def quiet_library_warnings() -> None:
-    """Ignore the known harmless library warnings above (by exact message); idempotent."""
-    for category, message, _why in LIBRARY_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
+    """Ignore the known harmless library warnings and log records above (by exact message);
+    idempotent."""
+    for category, message, _why, *module in LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category,
+                                module=module[0] if module else "")
+    for name, start, _why in LIBRARY_LOG_RECORDS:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) and start in f.starts for f in lg.filters):
+            lg.addFilter(_DropMessages([start]))
 
 
 class _TqdmHandler(logging.Handler):
-    """Console lines that do not break an active tqdm progress bar."""
+    """Console lines that do not break an active tqdm progress bar. Writes to the stream given,
+    else to ``sys.stdout`` as it is when the line is written (so pytest's capture and
+    ``redirect_stdout`` work)."""
 
     def __init__(self, stream=None):
         super().__init__()
-        self.stream = stream or sys.stdout
+        self._stream = stream
+
+    @property
+    def stream(self):
+        return self._stream or sys.stdout
 
     def emit(self, record):
         try:
             from tqdm import tqdm
 
             tqdm.write(self.format(record), file=self.stream)
+            self.stream.flush()
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 
@@ -113,9 +162,19 @@ def setup_console(level: int = logging.INFO) -> logging.Logger:
     return logger
 
 
+def _is_console(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and not isinstance(
+        handler, logging.FileHandler
+    ) and getattr(handler, "stream", None) in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+
+
 def setup_run_logging(output_dir: str, rank: int = 0) -> Optional[str]:
-    """detectron2's and fvcore's loggers write to ``<output_dir>/log.txt`` only; the kit's logger
-    writes there too. Call before ``default_setup`` (which then reuses these loggers)."""
+    """detectron2's and fvcore's loggers write to ``<output_dir>/log.txt`` only (their console
+    handlers are removed); the kit's logger writes there too, and keeps its console line.
+
+    Call before ``default_setup``: it calls ``setup_logger`` with the same arguments, which is
+    cached, so it reuses these loggers and adds no console handler. Calling it again for another
+    folder moves the kit's file handler there (one run file at a time)."""
     from detectron2.utils.logger import setup_logger
 
     # Same arguments as detectron2's default_setup, so its own calls hit setup_logger's cache.
@@ -125,22 +184,21 @@ def setup_run_logging(output_dir: str, rank: int = 0) -> Optional[str]:
     ]
     for lg in loggers:
         for h in list(lg.handlers):
-            if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (
-                sys.stdout,
-                sys.stderr,
-            ):
+            if _is_console(h):
                 lg.removeHandler(h)
     kit = setup_console()
-    if output_dir and not any(getattr(h, "_kit_run_file", None) == output_dir for h in kit.handlers):
-        for h in list(kit.handlers):  # one run file at a time
-            if getattr(h, "_kit_run_file", None):
-                kit.removeHandler(h)
-        file_handler = next(
-            h for h in loggers[1].handlers if not isinstance(h, _TqdmHandler)
-        )  # detectron2's log.txt stream
-        fh = logging.StreamHandler(file_handler.stream)
-        fh.setFormatter(file_handler.formatter)
-        fh.setLevel(logging.DEBUG)
-        fh._kit_run_file = output_dir  # type: ignore[attr-defined]
-        kit.addHandler(fh)
+    if not output_dir:
+        return None
+    for h in list(kit.handlers):  # one run file at a time
+        if getattr(h, "_kit_run_file", None) not in (None, output_dir):
+            kit.removeHandler(h)
+    if not any(getattr(h, "_kit_run_file", None) == output_dir for h in kit.handlers):
+        # detectron2's log.txt stream (log.txt.rank<N> for other ranks)
+        file_handler = next((h for h in loggers[1].handlers if not _is_console(h)), None)
+        if file_handler is not None:
+            fh = logging.StreamHandler(file_handler.stream)
+            fh.setFormatter(file_handler.formatter)
+            fh.setLevel(logging.DEBUG)
+            fh._kit_run_file = output_dir  # type: ignore[attr-defined]
+            kit.addHandler(fh)
     return output_dir

@@ -21,18 +21,20 @@ def _fmt(value: Optional[float], digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def evaluation_summary(iteration: int, results: dict) -> str:
-    """One line from the evaluators' results (RMSE in px, detection rate, COCO keypoint AP)."""
-    parts = [f"evaluation at iteration {iteration}:"]
-    rmse = results.get("keypoints_rmse", {})
+def evaluation_summary(iteration: Optional[int], results: dict) -> str:
+    """One line from the evaluators' results (RMSE in px, detection rate, COCO keypoint AP);
+    ``iteration`` None for an evaluation outside training."""
+    head = "evaluation" if iteration is None else f"evaluation at iteration {iteration}"
+    parts = []
+    rmse = results.get("keypoints_rmse", {}) or {}
     if "rmse" in rmse:
         parts.append(f"validation RMSE {_fmt(rmse['rmse'])} px")
     if "detection_rate" in rmse:
         parts.append(f"detected {_fmt(100 * rmse['detection_rate'], 1)} %")
-    ap = results.get("keypoints", {}).get("AP")
+    ap = (results.get("keypoints", {}) or {}).get("AP")
     if ap is not None:
         parts.append(f"keypoint AP {_fmt(ap, 1)}")
-    return " ".join(parts[:1]) + " " + ", ".join(parts[1:])
+    return f"{head}: " + (", ".join(parts) if parts else "no results")
 
 
 class ProgressHook(HookBase):
@@ -46,6 +48,8 @@ class ProgressHook(HookBase):
         self._last_eval = None
 
     def before_train(self):
+        # Evaluation results from before this training (none in a new trainer) are not news.
+        self._last_eval = getattr(self.trainer, "_last_eval_results", None)
         if not self._enabled:
             return
         from tqdm import tqdm
@@ -57,6 +61,7 @@ class ProgressHook(HookBase):
             unit="it",
             dynamic_ncols=True,
             leave=True,
+            mininterval=0.5,
         )
 
     def after_step(self):
@@ -67,15 +72,21 @@ class ProgressHook(HookBase):
             if "total_loss" in hist:
                 post["loss"] = f"{hist['total_loss'].median(self._window):.3f}"
             if "lr" in hist:
-                post["lr"] = f"{hist['lr'].latest():.2g}"
+                post["lr"] = f"{hist['lr'].latest():.3g}"
             self._bar.set_postfix(post, refresh=False)
             self._bar.update(1)
+        self._report_evaluation(self.trainer.iter + 1)
+
+    def _report_evaluation(self, iteration: int):
         results = getattr(self.trainer, "_last_eval_results", None)
         if results and results is not self._last_eval:
             self._last_eval = results
-            logger.info(evaluation_summary(self.trainer.iter + 1, results))
+            logger.info(evaluation_summary(iteration, results))
 
     def after_train(self):
+        # detectron2's EvalHook validates the last iteration in after_train, before this hook.
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        # the loop leaves trainer.iter at max_iter
+        self._report_evaluation(min(self.trainer.iter, self._max_iter))

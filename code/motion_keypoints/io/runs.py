@@ -4,19 +4,28 @@ A training run (``outputs/<run>/``) of any family holds ``run_info.json`` (what 
 the ensembler need to know: keypoint names, flip pairs, data root, validation RMSE, ...),
 ``split.json`` (which frames validated), ``best_checkpoint.json`` (path, iteration and RMSE of the
 best checkpoint) and, after prediction, ``predictions_<split>.csv`` (:mod:`.predictions`).
+
+A run folder holds ONE run: ``run.json``, written at the start, records what defines it (a hash
+of the config without the keys that do not change the model, the data fingerprint and the
+augmentation set's manifest hash; :func:`run_record`). :func:`check_run_folder` refuses to start a
+different run in a folder that holds one. Nothing here imports detectron2.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..errors import UserError
 from ..meta import FLIP_PAIRS, KEYPOINT_NAMES
 from ..utils import PathLike, atomic_write_text
 
 RUN_INFO_FILE = "run_info.json"
+#: What defines the run, written at its start (:func:`run_record`).
+RUN_FILE = "run.json"
 SPLIT_FILE = "split.json"
 #: Written by the best-checkpoint hook: ``{"path", "iteration", "metric", "val_rmse"}``.
 BEST_CHECKPOINT_FILE = "best_checkpoint.json"
@@ -50,14 +59,31 @@ def write_run_info(
     max_iter: int,
     final_val_rmse: Optional[float] = None,
     family: str = "rcnn",
+    fingerprint: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Write ``run_info.json`` of a finished run and return it. ``val_rmse`` is the best
-    checkpoint's (``best_checkpoint.json``), else ``final_val_rmse``."""
+    checkpoint's (``best_checkpoint.json``), else ``final_val_rmse``.
+
+    A run without validation (``n_val`` 0) has ``"validated": false``, ``val_rmse`` None and
+    ``checkpoint`` ``model_final.pth``; a validated run's ``checkpoint`` is ``model_best.pth``
+    when the best-checkpoint hook saved one. ``fingerprint`` defaults to ``run.json``'s."""
     out = Path(run_dir)
     best = read_best_checkpoint(out)
+    validated = n_val > 0
+    if not validated:
+        best, final_val_rmse = None, None
+    if fingerprint is None:
+        record = read_run_record(out)
+        fingerprint = record.get("fingerprint") if record else None
+    checkpoint = CHECKPOINTS["best"] if best and (out / CHECKPOINTS["best"]).is_file() else (
+        CHECKPOINTS["final"]
+    )
     info = {
         "name": out.name,
         "family": family,
+        "fingerprint": fingerprint,
+        "validated": validated,
+        "checkpoint": checkpoint,
         "keypoint_names": list(KEYPOINT_NAMES),
         "flip_pairs": [list(p) for p in FLIP_PAIRS],
         "data_root": str(Path(data_root).resolve()),
@@ -73,6 +99,188 @@ def write_run_info(
     }
     atomic_write_text(out / RUN_INFO_FILE, json.dumps(info, indent=1))
     return info
+
+
+# ------------------------------------------------------------------------- one run per folder
+
+#: Config keys that do not define the run: where it is written, how long it runs (resuming
+#: with more iterations continues the same run), how often it validates and checkpoints,
+#: tracking, loader workers, the depth of the data check and the device (setup_cfg falls back
+#: from cuda to cpu on a machine without a GPU).
+RUN_NEUTRAL_KEYS = (
+    "OUTPUT_DIR",
+    "SOLVER.MAX_ITER",
+    "TEST.EVAL_PERIOD",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "TRACKING",
+    "DATALOADER.NUM_WORKERS",
+    "DATA.CHECK_IMAGES",
+    "MODEL.DEVICE",
+)
+#: Files that make a folder a run (a folder with only a log.txt is a failed start, not a run).
+RUN_MARKERS = ("config.yaml", "last_checkpoint", "metrics.json", RUN_INFO_FILE,
+               BEST_CHECKPOINT_FILE)
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A config (nested mapping with tuples) as plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def config_hash(cfg: Mapping, neutral: Sequence[str] = RUN_NEUTRAL_KEYS) -> str:
+    """SHA-256 of the config (any nested mapping, e.g. a CfgNode) without ``neutral`` keys
+    (dotted; a section name drops the whole section)."""
+    plain = _plain(cfg)
+    for key in neutral:
+        *parents, last = key.split(".")
+        node = plain
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return _sha256_text(json.dumps(plain, sort_keys=True, default=str))
+
+
+def _file_hash(path: Path) -> Optional[str]:
+    from ..utils import file_sha256
+
+    return file_sha256(path) if path.is_file() else None
+
+
+def data_fingerprint(train_csv: PathLike, overrides: PathLike, images_dir: PathLike) -> dict:
+    """The data a run trains on: content hashes of ``train_df.csv`` and ``label_overrides.csv``
+    (None without one) and the hash of the sorted image list of the training images folder."""
+    images_dir = Path(images_dir)
+    names = sorted(p.name for p in images_dir.iterdir()) if images_dir.is_dir() else []
+    return {
+        "train_csv_sha256": _file_hash(Path(train_csv)),
+        "overrides_sha256": _file_hash(Path(overrides)),
+        "images": len(names),
+        "images_sha256": _sha256_text("\n".join(names)),
+    }
+
+
+def run_record(config: Mapping, data: dict, aug_set: str = "",
+               aug_manifest_hash: Optional[str] = None, family: str = "rcnn") -> dict:
+    """What defines a run (``run.json``): config hash, data fingerprint, augmentation set and its
+    manifest hash, and the ``fingerprint`` over all of them."""
+    parts = {
+        "family": family,
+        "config_sha256": config_hash(config),
+        "data": data,
+        "aug_set": aug_set or None,
+        "aug_manifest_hash": aug_manifest_hash,
+    }
+    return {"fingerprint": _sha256_text(json.dumps(parts, sort_keys=True)), **parts}
+
+
+def read_run_record(run_dir: PathLike) -> Optional[dict]:
+    """``run.json`` of a run folder, None when there is none; RunError when unreadable."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: not valid JSON ({exc}); start the run again with --clear") from None
+    if not isinstance(record, dict) or "fingerprint" not in record:
+        raise RunError(f"{path}: no 'fingerprint'; start the run again with --clear")
+    return record
+
+
+def write_run_record(run_dir: PathLike, record: dict) -> None:
+    atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(record, indent=1) + "\n")
+
+
+def has_checkpoints(run_dir: PathLike) -> bool:
+    d = Path(run_dir)
+    return (d / "last_checkpoint").is_file() or any(d.glob("*.pth"))
+
+
+def _differences(old: dict, new: dict) -> str:
+    what = []
+    if old.get("family") != new.get("family"):
+        what.append(f"model family {old.get('family')} -> {new.get('family')}")
+    if old.get("config_sha256") != new.get("config_sha256"):
+        what.append("the config")
+    if old.get("data") != new.get("data"):
+        keys = [k for k in ("train_csv_sha256", "overrides_sha256", "images_sha256")
+                if (old.get("data") or {}).get(k) != (new.get("data") or {}).get(k)]
+        names = {"train_csv_sha256": "train_df.csv", "overrides_sha256": "label_overrides.csv",
+                 "images_sha256": "the image list"}
+        what.append("the data (" + ", ".join(names[k] for k in keys) + ")" if keys else "the data")
+    if (old.get("aug_set"), old.get("aug_manifest_hash")) != (
+            new.get("aug_set"), new.get("aug_manifest_hash")):
+        what.append("the augmentation set")
+    return ", ".join(what) or "the run"
+
+
+def check_run_folder(run_dir: PathLike, record: dict, resume: bool = False,
+                     clear: bool = False, eval_only: bool = False) -> str:
+    """Decide, before anything is written, whether this run may use ``run_dir``.
+
+    Returns ``"new"`` (empty or no folder, or a failed start), ``"clear"`` (``clear`` given: the
+    caller empties the folder with :func:`clear_run_folder`), ``"same"`` (the folder holds this
+    very run: resume it, or restart one that never saved a checkpoint). Raises RunError, with the
+    ways out, for another run in the folder, or the same run with checkpoints without ``resume``.
+    """
+    d = Path(run_dir)
+    if d.exists() and not d.is_dir():
+        raise RunError(f"OUTPUT_DIR {d} is a file; give a folder for the run")
+    if clear:
+        return "clear"
+    if not d.is_dir():
+        return "new"
+    ways = (f"give a new OUTPUT_DIR, or pass --clear to delete {d} and start again")
+    old = read_run_record(d)
+    if old is None:
+        markers = [n for n in RUN_MARKERS if (d / n).exists()] + sorted(p.name for p in d.glob("*.pth"))
+        if not markers:
+            return "new"
+        raise RunError(
+            f"{d} already holds a run without {RUN_FILE} ({', '.join(markers[:4])}), so it cannot "
+            f"be checked to be this run: {ways}"
+        )
+    if old["fingerprint"] != record["fingerprint"]:
+        raise RunError(
+            f"{d} holds another run ({d / RUN_FILE}: {_differences(old, record)} differ): {ways} "
+            "(--resume continues only the same run)"
+        )
+    if not resume and not eval_only and has_checkpoints(d):
+        raise RunError(
+            f"{d} already holds this run with checkpoints: pass --resume to continue it, or "
+            f"--clear to delete it and train again"
+        )
+    return "same"
+
+
+def clear_run_folder(run_dir: PathLike) -> None:
+    """Delete everything in a run folder (``--clear``). Refuses a folder that does not look like
+    a run (no run files but other content), so a mistyped OUTPUT_DIR cannot delete other data."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        return
+    entries = list(d.iterdir())
+    is_run = (d / RUN_FILE).is_file() or any((d / n).exists() for n in RUN_MARKERS) or any(
+        d.glob("*.pth")) or all(p.name == "log.txt" for p in entries)
+    if entries and not is_run:
+        raise RunError(
+            f"--clear: {d} does not look like a run folder (no {RUN_FILE}, config.yaml or "
+            "checkpoints); not deleting it. Give a new OUTPUT_DIR"
+        )
+    for p in entries:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def load_run_info(run_dir: PathLike) -> dict:

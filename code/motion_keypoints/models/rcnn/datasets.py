@@ -3,6 +3,7 @@ a training run (leak-free split, augmented set, validation frames)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -12,10 +13,16 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ...data.layout import DataPaths, load_train_df, validate_data_root
-from ...data.split import filter_training_rows, split_images
-from ...errors import UserError
-from ...geometry import PIXEL_OFFSET
+from ...data.layout import DataPaths
+from ...data.split import filter_training_rows
+from ...engine.run import (
+    SetupError,
+    augmented_set_dir,
+    check_aug_set,
+    run_split,
+    validated_train_df,
+)
+from ...geometry import to_continuous
 from ...io.images import image_size
 from ...io.tables import keypoints_array, read_keypoint_csv
 from ...meta import DEFAULT_OKS_SIGMAS, check_metadata, detectron2_metadata
@@ -23,21 +30,22 @@ from ...utils import PathLike
 
 logger = logging.getLogger("motion_keypoints")
 
-
-class SetupError(UserError, RuntimeError):
-    """A run cannot start: missing augmentation set, weights that cannot be loaded, ..."""
+__all__ = ["RunData", "SetupError", "augmented_set_dir", "frozen_dicts", "make_dataset_dicts",
+           "register_dataset", "register_run_datasets"]
 
 # ------------------------------------------------------------------------------------ detectron2
 
 
 def make_dataset_dicts(df: pd.DataFrame, image_dir: PathLike, bbox_margin: float = 0.1,
                        with_annotations: bool = True) -> List[dict]:
-    """detectron2 dataset dicts, one person per image.
+    """detectron2 dataset dicts, one person per image, in detectron2's continuous coordinates.
 
+    The labels (the kit's pixel-index coordinates) go through :func:`geometry.to_continuous`.
     The box is the keypoints' extent grown on each side by ``bbox_margin`` times the extent of
-    that axis (at least one pixel), clipped to the image. Keypoints are ``[x, y, v]`` floats with
-    v = 2 inside the image and 0 outside. Width and height are read from each image file.
-    ``with_annotations=False`` gives annotation-free dicts for inference.
+    that axis (at least one pixel), clipped to the image ``[0, W] x [0, H]``. Keypoints are
+    ``[x, y, v]`` floats with v = 2 inside the image and 0 outside (detectron2's rule). Width and
+    height are read from each image file. ``with_annotations=False`` gives annotation-free dicts
+    for inference.
     """
     from detectron2.structures import BoxMode
 
@@ -55,7 +63,7 @@ def make_dataset_dicts(df: pd.DataFrame, image_dir: PathLike, bbox_margin: float
         width, height = image_size(file_name)
         record = {"file_name": str(file_name), "image_id": i, "height": height, "width": width}
         if with_annotations:
-            pts = xy[i]
+            pts = to_continuous(xy[i])
             inside = ((pts >= 0) & (pts <= (width, height))).all(axis=1)
             low, high = pts.min(axis=0), pts.max(axis=0)
             pad = np.maximum(bbox_margin * (high - low), 1.0)
@@ -71,6 +79,18 @@ def make_dataset_dicts(df: pd.DataFrame, image_dir: PathLike, bbox_margin: float
             }]
         dicts.append(record)
     return dicts
+
+
+def frozen_dicts(dicts: List[dict]) -> Callable[[], List[dict]]:
+    """A dataset function that returns a fresh deep copy of ``dicts`` on every call, so no
+    consumer (detectron2's COCO conversion subtracts 0.5 px in place) changes what the next one
+    reads."""
+    frozen = copy.deepcopy(dicts)
+
+    def dataset_dicts() -> List[dict]:
+        return copy.deepcopy(frozen)
+
+    return dataset_dicts
 
 
 def register_dataset(name: str, dicts_fn: Callable[[], List[dict]],
@@ -102,21 +122,6 @@ class RunData:
     n_dropped_leaks: int
 
 
-def _offset(dicts: List[dict]) -> List[dict]:
-    """Labels are pixel indices; detectron2 works in continuous coordinates (+0.5)."""
-    for d in dicts:
-        for ann in d["annotations"]:
-            kps = ann["keypoints"]
-            for j in range(0, len(kps), 3):
-                kps[j] += PIXEL_OFFSET
-                kps[j + 1] += PIXEL_OFFSET
-    return dicts
-
-
-def augmented_set_dir(cfg) -> Path:
-    return Path(cfg.DATA.AUGMENTED_DIR) / cfg.DATA.AUG_SET
-
-
 def register_run_datasets(cfg) -> RunData:
     """Validate the data folder, split it leak-free and register the run's train/val datasets.
 
@@ -124,25 +129,19 @@ def register_run_datasets(cfg) -> RunData:
     augmented copies of validation frames (through ``source_image``) never reach training.
     """
     paths = DataPaths.from_root(cfg.DATA.ROOT)
-    validate_data_root(paths.root, check_images=cfg.DATA.CHECK_IMAGES, splits=("train",))
-    train_df = load_train_df(paths.root)  # label_overrides.csv applied
-    split = split_images(list(train_df["image"]), cfg.DATA.VAL_FRACTION, cfg.DATA.SPLIT_SEED)
+    train_df = validated_train_df(cfg)  # validated once per process; label_overrides applied
+    split = run_split(cfg, train_df)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     split.to_json(os.path.join(cfg.OUTPUT_DIR, "split.json"))
 
     val_set = set(split.val)
     n_dropped = 0
     if cfg.DATA.AUG_SET:
+        check_aug_set(cfg)
         set_dir = augmented_set_dir(cfg)
-        ann = set_dir / "annotations.csv"
-        if not ann.is_file():
-            raise SetupError(
-                f"augmentation set {cfg.DATA.AUG_SET!r} not found ({ann} missing). Build it with:\n"
-                f"  python code/augmentation.py --data-root {cfg.DATA.ROOT} "
-                f"--out {cfg.DATA.AUGMENTED_DIR} --sets {cfg.DATA.AUG_SET}"
-            )
         aug_df = read_keypoint_csv(
-            ann, image_dir=set_dir / "images", extra_columns=("source_image", "transform")
+            set_dir / "annotations.csv", image_dir=set_dir / "images",
+            extra_columns=("source_image", "transform"),
         )
         train_rows, n_dropped = filter_training_rows(aug_df, split.val)
         train_dicts = make_dataset_dicts(train_rows, set_dir / "images", cfg.DATA.BBOX_MARGIN)
@@ -151,17 +150,16 @@ def register_run_datasets(cfg) -> RunData:
         train_dicts = make_dataset_dicts(train_rows, paths.train_images, cfg.DATA.BBOX_MARGIN)
     if not train_dicts:
         raise SetupError(f"no training images left in {cfg.DATA.ROOT} after the validation split")
-    train_dicts = _offset(train_dicts)
     train_name = cfg.DATASETS.TRAIN[0]
-    register_dataset(train_name, lambda: train_dicts, sigmas=list(cfg.TEST.KEYPOINT_OKS_SIGMAS))
+    register_dataset(train_name, frozen_dicts(train_dicts), sigmas=list(cfg.TEST.KEYPOINT_OKS_SIGMAS))
 
     val_name = None
     val_dicts: List[dict] = []
     if split.val and cfg.DATASETS.TEST:
         val_rows = train_df[train_df["image"].isin(val_set)]
-        val_dicts = _offset(make_dataset_dicts(val_rows, paths.train_images, cfg.DATA.BBOX_MARGIN))
+        val_dicts = make_dataset_dicts(val_rows, paths.train_images, cfg.DATA.BBOX_MARGIN)
         val_name = cfg.DATASETS.TEST[0]
-        register_dataset(val_name, lambda: val_dicts, sigmas=list(cfg.TEST.KEYPOINT_OKS_SIGMAS))
+        register_dataset(val_name, frozen_dicts(val_dicts), sigmas=list(cfg.TEST.KEYPOINT_OKS_SIGMAS))
     logger.info(
         "data: %d training images%s, %d validation frames (%d augmented copies of validation "
         "frames left out)",

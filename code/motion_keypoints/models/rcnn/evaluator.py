@@ -40,19 +40,34 @@ def top_person(instances) -> Optional[Dict[str, np.ndarray]]:
 
 
 def dicts_keypoints(dicts: List[dict]) -> np.ndarray:
-    """(N, K, 2) label coordinates of single-person dataset dicts."""
+    """(N, K, 2) label coordinates (the kit's pixel-index convention) of single-person dataset
+    dicts, whose keypoints are detectron2's continuous coordinates."""
     out = np.array(
         [np.asarray(d["annotations"][0]["keypoints"], float).reshape(-1, 3)[:, :2] for d in dicts]
     )
     return from_continuous(out)
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
+
+
 class KeypointRMSEEvaluator(DatasetEvaluator):
-    """Competition RMSE of the top-scoring person per image."""
+    """Competition RMSE of the top-scoring person per image.
+
+    The ground truth is read once, when the evaluator is built, into its own read-only arrays in
+    the kit's pixel-index convention, so nothing another evaluator or a cache does to the
+    registered dataset dicts changes the metric.
+    """
 
     def __init__(self, dataset_name: str, mean_rel_pose: np.ndarray, output_dir: Optional[str] = None):
-        self._dicts = {d["image_id"]: d for d in DatasetCatalog.get(dataset_name)}
-        self._mean_rel_pose = np.asarray(mean_rel_pose, float)
+        dicts = sorted(DatasetCatalog.get(dataset_name), key=lambda d: d["image_id"])
+        self._ids = tuple(d["image_id"] for d in dicts)
+        self._truth = _read_only(dicts_keypoints(dicts)) if dicts else _read_only(np.zeros((0, 0, 2)))
+        self._sizes = _read_only(np.array([[d["width"], d["height"]] for d in dicts], float))
+        self._mean_rel_pose = _read_only(mean_rel_pose)
         self._output_dir = output_dir
         self._predictions: Dict = {}
 
@@ -70,11 +85,10 @@ class KeypointRMSEEvaluator(DatasetEvaluator):
             all_preds.update(part)
         if not comm.is_main_process():
             return {}
-        ids = sorted(self._dicts)
+        ids = self._ids
         missing = [i for i in ids if all_preds.get(i) is None]
-        truth = dicts_keypoints([self._dicts[i] for i in ids])
-        sizes = np.array([[self._dicts[i]["width"], self._dicts[i]["height"]] for i in ids], float)
-        fallback = scale_pose(self._mean_rel_pose, sizes)
+        truth = self._truth
+        fallback = scale_pose(self._mean_rel_pose, self._sizes)
         pred = np.array(
             [fallback[k] if all_preds.get(i) is None else all_preds[i] for k, i in enumerate(ids)]
         )

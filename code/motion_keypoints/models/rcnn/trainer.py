@@ -8,38 +8,77 @@ events, model_final.pth, model_best.pth + best_checkpoint.json, run_info.json (s
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import time
 from pathlib import Path
 
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 
 from ...engine.hooks import BestCheckpointer
-from ...engine.run import prune_metrics_json
+from ...engine.progress import ProgressHook
+from ...engine.run import (
+    SCRATCH_HINT,
+    SetupError,
+    check_weights,
+    prune_metrics_json,
+    run_fingerprint,
+)
 from ...engine.tracking import build_tracking_hook
 from ...evaluation.evaluate import training_mean_pose
 from ...io.runs import split_val_images, write_run_info
-from .datasets import SetupError, register_run_datasets
+from .datasets import register_run_datasets
 from .evaluator import KeypointRMSEEvaluator
 
 logger = logging.getLogger("motion_keypoints")
 
-SCRATCH_HINT = (
-    "Training from scratch (MODEL.WEIGHTS '') needs GroupNorm and no frozen stages: "
-    "MODEL.RESNETS.NORM GN MODEL.FPN.NORM GN MODEL.BACKBONE.FREEZE_AT 0 (see configs/tiny-cpu.yaml), "
-    "and a lower SOLVER.BASE_LR helps."
-)
+__all__ = ["SCRATCH_HINT", "SetupError", "Trainer", "check_weights", "train", "without_validation"]
 
-__all__ = ["SCRATCH_HINT", "SetupError", "Trainer", "check_weights", "train"]
+
+class _LogStream(io.TextIOBase):
+    """A text stream whose lines go to a logger (pycocotools prints its tables)."""
+
+    def __init__(self, name: str = "detectron2.evaluation"):
+        self._log = logging.getLogger(name)
+        self._buf = ""
+
+    def write(self, text):
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            if line.strip():
+                self._log.info(line)
+        return len(text)
 
 
 class Trainer(DefaultTrainer):
-    """DefaultTrainer with the competition evaluator, a best-checkpoint hook and tracking."""
+    """DefaultTrainer with the competition evaluator, a best-checkpoint hook, tracking and the
+    console progress bar.
+
+    Extension points (the heatmap family subclasses it): :meth:`build_train_loader` /
+    :meth:`build_test_loader` (with :meth:`build_mapper`: the kit's image reader),
+    :meth:`build_evaluator`, :meth:`validated` (whether the run validates) and
+    :meth:`extra_hooks`.
+    """
+
+    @classmethod
+    def validated(cls, cfg) -> bool:
+        """Whether this run validates: a validation set and evaluations (see
+        :func:`without_validation`)."""
+        return bool(cfg.DATASETS.TEST)
+
+    @classmethod
+    def inference_dir(cls, cfg) -> str:
+        """Where evaluators write, caches included: ``<run>/inference/<fingerprint[:12]>``, so a
+        cache (COCOEvaluator's ``<dataset>_coco_format.json``) never outlives its data."""
+        return os.path.join(cfg.OUTPUT_DIR, "inference", run_fingerprint(cfg)[:12])
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
-        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+        output_folder = output_folder or cls.inference_dir(cfg)
         # The one mean pose of the kit: the training rows of the run's split (original frames).
         pose = training_mean_pose(cfg.DATA.ROOT, exclude=split_val_images(cfg.OUTPUT_DIR))
         return DatasetEvaluators(
@@ -56,70 +95,106 @@ class Trainer(DefaultTrainer):
             ]
         )
 
-    def build_hooks(self):
-        ret = super().build_hooks()
-        if self.cfg.DATASETS.TEST and self.cfg.TEST.EVAL_PERIOD > 0:
-            at = next(i for i, h in enumerate(ret) if isinstance(h, hooks.EvalHook)) + 1
-            ret.insert(
-                at,
+    @classmethod
+    def build_mapper(cls, cfg, is_train: bool):
+        """The kit's DatasetMapper: images read with the kit's one reader (io/images.py)."""
+        from .mapper import KitDatasetMapper
+
+        return KitDatasetMapper(cfg, is_train)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        from detectron2.data import build_detection_train_loader
+
+        mapper = cls.build_mapper(cfg, True)
+        return build_detection_train_loader(cfg, mapper=mapper)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        from detectron2.data import build_detection_test_loader
+
+        mapper = cls.build_mapper(cfg, False)
+        return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        # pycocotools prints its progress and AP table: into log.txt, not onto the console.
+        with contextlib.redirect_stdout(_LogStream()):
+            return super().test(cfg, model, evaluators)
+
+    def extra_hooks(self):
+        """Hooks after evaluation and before the writers: best checkpoint, tracking, progress."""
+        out = []
+        if self.validated(self.cfg) and self.cfg.TEST.EVAL_PERIOD > 0:
+            out.append(
                 BestCheckpointer(
                     self.cfg.TEST.EVAL_PERIOD, self.checkpointer, self.cfg.TEST.BEST_METRIC,
                     self.cfg.OUTPUT_DIR,
-                ),
+                )
             )
         tracker = build_tracking_hook(self.cfg)
         if tracker is not None:
-            ret.insert(len(ret) - 1, tracker)  # before the writers, after evaluation
+            out.append(tracker)
+        from detectron2.utils import comm
+
+        if comm.is_main_process():
+            out.append(ProgressHook(self.max_iter))
+        return out
+
+    def build_hooks(self):
+        ret = super().build_hooks()
+        if not self.validated(self.cfg):  # no validation set: no evaluation at all
+            ret = [h for h in ret if not isinstance(h, hooks.EvalHook)]
+        at = next((i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicWriter)), len(ret))
+        ret[at:at] = self.extra_hooks()  # after evaluation, before the writers
         return ret
 
     def resume_or_load(self, resume=True):
         super().resume_or_load(resume=resume)
-        if 0 < self.start_iter < self.max_iter:  # a finished run keeps its metrics as they are
+        if self.start_iter < self.max_iter:  # a finished run keeps its metrics as they are
             n = prune_metrics_json(self.cfg.OUTPUT_DIR, self.start_iter)
-            logger.info("resuming at iteration %d (%d metrics.json lines dropped)", self.start_iter, n)
+            if self.start_iter > 0:
+                logger.info("resuming at iteration %d (%d metrics.json lines dropped)",
+                            self.start_iter, n)
 
 
-def check_weights(cfg) -> None:
-    """Resolve ``MODEL.WEIGHTS`` before any long work; offline, say how to proceed."""
-    weights = cfg.MODEL.WEIGHTS
-    if not weights:
-        return
-    if "://" not in weights:
-        if not Path(weights).is_file():
-            raise SetupError(
-                f"MODEL.WEIGHTS {weights} does not exist. Pass an existing checkpoint file, or "
-                f"MODEL.WEIGHTS '' to train from scratch. {SCRATCH_HINT}"
-            )
-        return
-    from detectron2.utils.file_io import PathManager
-
-    try:
-        PathManager.get_local_path(weights)
-    except Exception as exc:  # network errors come in many types
-        raise SetupError(
-            f"could not download MODEL.WEIGHTS {weights} ({type(exc).__name__}: {exc}).\n"
-            "Offline? Download the checkpoint on a machine with internet and pass the local file: "
-            "MODEL.WEIGHTS /path/to/model_final_a6e10b.pkl — or train from scratch with "
-            f"MODEL.WEIGHTS ''. {SCRATCH_HINT}"
-        ) from exc
+def without_validation(cfg):
+    """A copy of ``cfg`` for a run without validation frames (``DATA.VAL_FRACTION 0``): no test
+    dataset and no periodic evaluation."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.DATASETS.TEST = ()
+    cfg.TEST.EVAL_PERIOD = 0
+    cfg.freeze()
+    return cfg
 
 
-def train(cfg, resume: bool = False, eval_only: bool = False) -> dict:
-    """Train (or only evaluate) one run; returns the final validation results."""
+def train(cfg, resume: bool = False, eval_only: bool = False, trainer_cls=Trainer) -> dict:
+    """Train (or only evaluate) one run; returns the final validation results (empty without
+    validation). Expects :func:`motion_keypoints.engine.run.start_run` to have run."""
     from detectron2.checkpoint import DetectionCheckpointer
 
     run_data = register_run_datasets(cfg)
+    if run_data.val_name is None:
+        cfg = without_validation(cfg)
     if eval_only:
-        model = Trainer.build_model(cfg)
+        if run_data.val_name is None:
+            raise SetupError(f"--eval-only: {cfg.OUTPUT_DIR} has no validation frames "
+                             f"(DATA.VAL_FRACTION {cfg.DATA.VAL_FRACTION}): nothing to evaluate")
+        model = trainer_cls.build_model(cfg)
         weights = cfg.MODEL.WEIGHTS
         best = Path(cfg.OUTPUT_DIR) / "model_best.pth"
         if not weights and best.is_file():
             weights = str(best)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(weights, resume=resume)
-        return Trainer.test(cfg, model)
+        results = trainer_cls.test(cfg, model)
+        from ...engine.progress import evaluation_summary
+
+        logger.info(evaluation_summary(None, results))
+        return results
     if not resume or not (Path(cfg.OUTPUT_DIR) / "last_checkpoint").is_file():
         check_weights(cfg)
-    trainer = Trainer(cfg)
+    trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=resume)
     if trainer.start_iter >= trainer.max_iter:
         logger.info(
@@ -127,6 +202,10 @@ def train(cfg, resume: bool = False, eval_only: bool = False) -> dict:
             cfg.OUTPUT_DIR, trainer.max_iter,
         )
         return {}
+    logger.info("training %s to iteration %d on %s; detectron2's log: %s",
+                Path(cfg.OUTPUT_DIR).name, trainer.max_iter, cfg.MODEL.DEVICE,
+                Path(cfg.OUTPUT_DIR) / "log.txt")
+    t0 = time.perf_counter()
     try:
         trainer.train()
     except FloatingPointError as exc:
@@ -137,9 +216,21 @@ def train(cfg, resume: bool = False, eval_only: bool = False) -> dict:
     info = write_run_info(
         cfg.OUTPUT_DIR, data_root=cfg.DATA.ROOT, aug_set=cfg.DATA.AUG_SET, n_train=run_data.n_train,
         n_val=run_data.n_val, max_iter=cfg.SOLVER.MAX_ITER, final_val_rmse=final_rmse,
+        fingerprint=run_fingerprint(cfg),
     )
-    logger.info(
-        "run %s done: best validation RMSE %s at iteration %s (%s)",
-        info["name"], info["val_rmse"], info["best_iteration"], cfg.OUTPUT_DIR,
-    )
+    log_done(info, cfg, trainer.start_iter, time.perf_counter() - t0)
     return results or {}
+
+
+def log_done(info: dict, cfg, start_iter: int, seconds: float) -> None:
+    """The final one-line summary of a training run."""
+    iters = f"{cfg.SOLVER.MAX_ITER - start_iter} iterations in {seconds:.0f}s"
+    model = Path(cfg.OUTPUT_DIR) / info["checkpoint"]
+    if not info.get("validated"):
+        logger.info("run %s done: %s, no validation (DATA.VAL_FRACTION 0); model: %s",
+                    info["name"], iters, model)
+        return
+    rmse = info["val_rmse"]
+    shown = "n/a" if rmse is None else f"{rmse:.2f} px"
+    logger.info("run %s done: %s, best validation RMSE %s at iteration %s; model: %s",
+                info["name"], iters, shown, info["best_iteration"], model)
