@@ -215,7 +215,7 @@ def _versions() -> Dict[str, str]:
     }
 
 
-def _definition(config: AugmentationConfig, set_def: SetDef) -> dict:
+def set_definition(config: AugmentationConfig, set_def: SetDef) -> dict:
     return {
         "name": set_def.name,
         "description": set_def.description,
@@ -352,7 +352,7 @@ def build_set(
     set_dir = Path(out) / out_name
     images_dir, records_dir = set_dir / "images", set_dir / "records"
     versions = _versions()
-    definition = _definition(config, set_def)
+    definition = set_definition(config, set_def)
     digest = _set_hash(definition, csv_sha256, versions)
 
     reason = _stale_check(set_dir, digest, limit)

@@ -56,9 +56,14 @@ def validated_train_df(cfg):
     from ..data.layout import DataPaths, load_train_df, validate_data_root
 
     paths = DataPaths.from_root(cfg.DATA.ROOT)
-    key = (str(paths.root.resolve()), str(cfg.DATA.CHECK_IMAGES))
+    key = (str(paths.root.resolve()), str(cfg.DATA.CHECK_IMAGES), str(cfg.DATA.ALLOW_FAR_POINTS))
     if key not in _VALIDATED:
-        validate_data_root(paths.root, check_images=cfg.DATA.CHECK_IMAGES, splits=("train",))
+        validate_data_root(
+            paths.root,
+            check_images=cfg.DATA.CHECK_IMAGES,
+            splits=("train",),
+            allow_far_points=cfg.DATA.ALLOW_FAR_POINTS,
+        )
         _VALIDATED[key] = load_train_df(paths.root)  # label_overrides.csv applied
     return _VALIDATED[key].copy()
 
@@ -125,7 +130,8 @@ def check_aug_set(cfg) -> Optional[dict]:
         why = (f"was built from other labels (data root {(manifest.get('source') or {}).get('data_root')}"
                f"), not {cfg.DATA.ROOT}'s train_df.csv and label_overrides.csv as they are now")
     else:
-        current = set_definition(cfg.DATA.AUG_SET)
+        # A limited build (<set>-limit<K>) is checked against its base set's definition.
+        current = set_definition(manifest.get("base_set") or cfg.DATA.AUG_SET)
         if current is not None and manifest.get("definition") != current:
             why = "was built from another definition of the set than the augmentation config's"
     if why:
@@ -136,13 +142,10 @@ def check_aug_set(cfg) -> Optional[dict]:
 
 def set_definition(name: str) -> Optional[dict]:
     """The set's definition as the augmentation config gives it now, in the manifest's form
-    (JSON values); None when this version of the augmentation module cannot tell."""
-    from ..augment import render
+    (JSON values)."""
     from ..augment.config import load_augmentation_config
+    from ..augment.render import set_definition as definition
 
-    definition = getattr(render, "set_definition", None) or getattr(render, "_definition", None)
-    if definition is None:  # pragma: no cover - depends on augment/render.py
-        return None
     config = load_augmentation_config()
     return json.loads(json.dumps(definition(config, config.get_set(name))))
 

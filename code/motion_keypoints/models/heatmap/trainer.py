@@ -14,10 +14,10 @@ import torch
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 
 from ...errors import UserError
-from ...io.runs import write_run_info
 from ...meta import KEYPOINT_NAMES
-from ..rcnn.datasets import SetupError, register_run_datasets
+from ..rcnn.datasets import SetupError
 from ..rcnn.trainer import Trainer
+from ..rcnn.trainer import train as _train
 from . import meta_arch  # noqa: F401  (registers TopDownHeatmap)
 from .data import HeatmapTestMapper, HeatmapTrainMapper
 
@@ -65,6 +65,13 @@ def load_weights(model, weights: str) -> None:
 class HeatmapTrainer(Trainer):
     """The kit's Trainer with crop loaders, Adam (``SOLVER.OPTIMIZER ADAM``) and pose weights."""
 
+    FAMILY = FAMILY
+    DIVERGED_HINT = "Lower SOLVER.BASE_LR (Adam: 1e-3 or less)."
+
+    @classmethod
+    def load_for_eval(cls, cfg, model, weights: str, resume: bool = False) -> None:
+        load_weights(model, weights)
+
     @classmethod
     def build_train_loader(cls, cfg):
         return build_detection_train_loader(cfg, mapper=HeatmapTrainMapper(cfg))
@@ -95,42 +102,10 @@ class HeatmapTrainer(Trainer):
 
 
 def train(cfg, resume: bool = False, eval_only: bool = False) -> dict:
-    """Train (or only evaluate) one heatmap run; returns the final validation results."""
-    run_data = register_run_datasets(cfg)
-    if eval_only:
-        model = HeatmapTrainer.build_model(cfg)
-        weights = cfg.MODEL.WEIGHTS
-        best = Path(cfg.OUTPUT_DIR) / "model_best.pth"
-        if not weights and best.is_file():
-            weights = str(best)
-        load_weights(model, weights)
-        return HeatmapTrainer.test(cfg, model)
-    trainer = HeatmapTrainer(cfg)
-    trainer.resume_or_load(resume=resume)
-    if trainer.start_iter >= trainer.max_iter:
-        logger.info(
-            "%s is already trained to %d iterations: nothing to do (raise SOLVER.MAX_ITER to go on)",
-            cfg.OUTPUT_DIR, trainer.max_iter,
-        )
-        return {}
-    try:
-        trainer.train()
-    except FloatingPointError as exc:
-        raise FloatingPointError(
-            f"{exc}\nThe heatmap loss diverged: lower SOLVER.BASE_LR (Adam: 1e-3 or less)."
-        ) from exc
-    results = getattr(trainer, "_last_eval_results", None)
-    final_rmse = results["keypoints_rmse"]["rmse"] if results and "keypoints_rmse" in results else None
-    info = write_run_info(
-        cfg.OUTPUT_DIR, data_root=cfg.DATA.ROOT, aug_set=cfg.DATA.AUG_SET, n_train=run_data.n_train,
-        n_val=run_data.n_val, max_iter=cfg.SOLVER.MAX_ITER, final_val_rmse=final_rmse,
-        family=FAMILY,
-    )
-    logger.info(
-        "run %s done: best validation RMSE %s at iteration %s (%s)",
-        info["name"], info["val_rmse"], info["best_iteration"], cfg.OUTPUT_DIR,
-    )
-    return results or {}
+    """Train (or only evaluate) one heatmap run: the R-CNN side's :func:`~..rcnn.trainer.train`
+    (run folder, validation or none, ``run_info.json`` with ``"family": "heatmap"``, summary)
+    with :class:`HeatmapTrainer`."""
+    return _train(cfg, resume=resume, eval_only=eval_only, trainer_cls=HeatmapTrainer)
 
 
 __all__ = ["FAMILY", "HeatmapTrainer", "is_kit_checkpoint", "load_weights", "train"]

@@ -88,6 +88,9 @@ def add_kit_config(cfg) -> None:
     _C.DATA.BBOX_MARGIN = 0.1
     # Decode every image when validating the data folder before training (catches corrupt JPEGs).
     _C.DATA.CHECK_IMAGES = True
+    # Accept keypoints more than half the image size outside their image (else an error naming
+    # file, line and column; points just outside stay warnings with visibility 0).
+    _C.DATA.ALLOW_FAR_POINTS = False
 
     _C.TRACKING = type(cfg)()
     # Log to Neptune (also enabled by MOTION_KEYPOINTS_NEPTUNE=1). Token and project come from

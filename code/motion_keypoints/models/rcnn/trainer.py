@@ -64,6 +64,31 @@ class Trainer(DefaultTrainer):
     :meth:`extra_hooks`.
     """
 
+    #: ``run_info.json``'s "family" of the runs this trainer writes.
+    FAMILY = "rcnn"
+    #: Appended to the error when the loss diverges.
+    DIVERGED_HINT = SCRATCH_HINT
+
+    def build_checkpointer(self):
+        """The checkpointer of the run: COCO keypoint checkpoints keep their 17-keypoint
+        predictor, transferred to the kit's keypoints (:mod:`.weights`), instead of being dropped."""
+        import weakref
+
+        from .weights import KeypointTransferCheckpointer
+
+        return KeypointTransferCheckpointer(
+            self.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+        )
+
+    @classmethod
+    def load_for_eval(cls, cfg, model, weights: str, resume: bool = False) -> None:
+        """Weights of ``--eval-only`` into ``model``."""
+        from .weights import KeypointTransferCheckpointer
+
+        KeypointTransferCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            weights, resume=resume
+        )
+
     @classmethod
     def validated(cls, cfg) -> bool:
         """Whether this run validates: a validation set and evaluations (see
@@ -142,6 +167,9 @@ class Trainer(DefaultTrainer):
         return out
 
     def build_hooks(self):
+        # DefaultTrainer made a plain DetectionCheckpointer just before; the hooks built below
+        # (periodic and best checkpoints) take this one.
+        self.checkpointer = self.build_checkpointer()
         ret = super().build_hooks()
         if not self.validated(self.cfg):  # no validation set: no evaluation at all
             ret = [h for h in ret if not isinstance(h, hooks.EvalHook)]
@@ -170,10 +198,9 @@ def without_validation(cfg):
 
 
 def train(cfg, resume: bool = False, eval_only: bool = False, trainer_cls=Trainer) -> dict:
-    """Train (or only evaluate) one run; returns the final validation results (empty without
-    validation). Expects :func:`motion_keypoints.engine.run.start_run` to have run."""
-    from detectron2.checkpoint import DetectionCheckpointer
-
+    """Train (or only evaluate) one run of ``trainer_cls``'s family (the heatmap family passes
+    its own trainer); returns the final validation results (empty without validation). Expects
+    :func:`motion_keypoints.engine.run.start_run` to have run."""
     run_data = register_run_datasets(cfg)
     if run_data.val_name is None:
         cfg = without_validation(cfg)
@@ -186,7 +213,7 @@ def train(cfg, resume: bool = False, eval_only: bool = False, trainer_cls=Traine
         best = Path(cfg.OUTPUT_DIR) / "model_best.pth"
         if not weights and best.is_file():
             weights = str(best)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(weights, resume=resume)
+        trainer_cls.load_for_eval(cfg, model, weights, resume=resume)
         results = trainer_cls.test(cfg, model)
         from ...engine.progress import evaluation_summary
 
@@ -209,14 +236,14 @@ def train(cfg, resume: bool = False, eval_only: bool = False, trainer_cls=Traine
     try:
         trainer.train()
     except FloatingPointError as exc:
-        raise FloatingPointError(f"{exc}\nThe loss diverged. {SCRATCH_HINT}") from exc
+        raise FloatingPointError(f"{exc}\nThe loss diverged. {trainer_cls.DIVERGED_HINT}") from exc
     # DefaultTrainer.train() returns results only with TEST.EXPECTED_RESULTS; the eval hook keeps them.
     results = getattr(trainer, "_last_eval_results", None)
     final_rmse = results["keypoints_rmse"]["rmse"] if results and "keypoints_rmse" in results else None
     info = write_run_info(
         cfg.OUTPUT_DIR, data_root=cfg.DATA.ROOT, aug_set=cfg.DATA.AUG_SET, n_train=run_data.n_train,
         n_val=run_data.n_val, max_iter=cfg.SOLVER.MAX_ITER, final_val_rmse=final_rmse,
-        fingerprint=run_fingerprint(cfg),
+        fingerprint=run_fingerprint(cfg), family=trainer_cls.FAMILY,
     )
     log_done(info, cfg, trainer.start_iter, time.perf_counter() - t0)
     return results or {}
