@@ -1,4 +1,4 @@
-"""motion-keypoints: an ensemble of Detectron2 Keypoint R-CNN models for 24 body keypoints.
+"""motion-keypoints: an ensemble of keypoint models (Keypoint R-CNN, top-down HRNet) for body keypoints.
 
 torch, torchvision and detectron2 are installed by ``scripts/setup_env.sh`` (``make test`` /
 ``make demo`` run it): detectron2 v0.6 is not on PyPI under its own name and is built from the
@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 setup(
     name="motion-keypoints",
     version="0.1.0",
-    description="Train an ensemble of Detectron2 Keypoint R-CNN models and write a submission.csv",
+    description="Train an ensemble of keypoint models (Keypoint R-CNN, HRNet) and write a submission.csv",
     package_dir={"": "code"},
     packages=find_packages("code"),
     # the default augmentation config (a copy of configs/augmentation.yaml) for installed kits
