@@ -138,3 +138,72 @@ def test_align_members_on_the_reference_person():
     members.append([])
     assert align_members(members, reference) == expected + [None, None]
     assert align_members(members, reference, min_iou=0.0)[3] == 0
+
+
+# ------------------------------------------------- the "no person here" state (missed frames)
+#: Frames where the detector misses the main person: only the bystander is detected.
+MISSED_FRAMES = (12, 31, 47)
+
+
+def confused_scene(seed, missed=MISSED_FRAMES, n=60):
+    """Like :func:`scene`, with a detector whose scores do not tell the two apart (both uniform
+    in 0.5-1), a bystander of ~60% the main person's box area, and the main person missed on
+    ``missed`` frames (truth None there)."""
+    rng = np.random.default_rng(seed)
+    main_pose, other_pose = rng.uniform(-0.4, 0.4, size=(2, K, 2))
+    frames, truth = [], []
+    for f in range(n):
+        main = person(WIDTH / 2 + 40 * np.sin(f / 8), HEIGHT / 2, 230, 480, rng.uniform(0.5, 1),
+                      rng, main_pose)
+        other = person(250 + 3 * f, 400, 180, 380, rng.uniform(0.5, 1), rng, other_pose)
+        if f in missed:
+            frames.append([other])
+            truth.append(None)
+            continue
+        order = rng.permutation(2)
+        frames.append([[main, other][i] for i in order])
+        truth.append(int(np.flatnonzero(order == 0)[0]))
+    return frames, truth
+
+
+def wrong_where_present(chosen, truth):
+    """Wrong picks over the frames where the main person was detected (None there is wrong)."""
+    return sum(c != t for c, t in zip(chosen, truth) if t is not None)
+
+
+def test_a_missed_main_person_gives_none_and_does_not_pull_the_track():
+    seeds = range(12)
+    old_wrong = 0
+    for seed in seeds:
+        frames, truth = confused_scene(seed)
+        chosen = select_track(frames, "track")
+        assert wrong_where_present(chosen, truth) == 0, seed
+        assert [chosen[f] for f in MISSED_FRAMES] == [None] * len(MISSED_FRAMES)
+        # without the state the lone bystander must be taken, and it pulls the track along
+        old = select_track(frames, "track", miss_penalty=None)
+        assert all(old[f] == 0 for f in MISSED_FRAMES)
+        old_wrong += wrong_where_present(old, truth)
+    assert old_wrong > 0
+
+
+def test_no_missed_frames_no_none_and_no_regression():
+    for seed in range(6):
+        frames, truth = confused_scene(seed, missed=())
+        chosen = select_track(frames, "track")
+        assert None not in chosen and chosen == truth, seed
+    frames, truth = scene(seed=2)
+    assert select_track(frames, "track") == truth
+    # a lone detection that continues the track is the person, not a miss
+    frames, truth = scene(seed=4)
+    frames[20] = [frames[20][truth[20]]]
+    chosen = select_track(frames, "track")
+    assert chosen[20] == 0 and None not in chosen
+
+
+def test_a_long_absence_follows_the_bystander_then_the_main_person_again():
+    absent = range(20, 45)
+    frames, truth = confused_scene(0, missed=tuple(absent))
+    chosen = select_track(frames, "track")
+    assert wrong_where_present(chosen, truth) == 0  # the main person again when back
+    # the bystander alone for 25 frames is followed (the documented limit), not 25 Nones
+    assert all(chosen[f] == 0 for f in absent)

@@ -24,6 +24,7 @@ from typing import Sequence
 
 from ..io.predictions import PREDICTION_SPLITS
 from ..io.runs import CHECKPOINTS, RUN_INFO_FILE, RunError
+from ..motion.select import RULES as PERSON_RULES
 from ._run import run_command
 
 
@@ -76,6 +77,12 @@ def _main(argv: Sequence[str]) -> int:
                    help="heatmap runs: take each image's person box from this Keypoint R-CNN "
                         "run's predictions_<split>.csv (default: %(default)s: ground-truth boxes "
                         "on --split val, required on test)")
+    p.add_argument("--person-rule", choices=PERSON_RULES, default="score",
+                   help="Keypoint R-CNN runs: which detected person an image keeps: score = highest "
+                        "detection score, area = largest box, center = closest to the image "
+                        "centre, track = followed through the frames of each clip and camera "
+                        "(names <clip>_<camera>-<frame>.jpg; other names by score; a frame where "
+                        "only someone else was detected gets no person) (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4,
                    help="images (R-CNN) or crops (heatmap, x4) per batch (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0,
@@ -96,6 +103,9 @@ def _main(argv: Sequence[str]) -> int:
     import_detectron2()
     workers = auto_workers(a.workers)
     if family == "heatmap":
+        if a.person_rule != "score":
+            raise RunError(f"--person-rule is for Keypoint R-CNN runs; {run} is a heatmap run: "
+                           "predict the --boxes-from run with --person-rule instead")
         from ..models.heatmap.predictor import predict_run
 
         predict_run(
@@ -110,7 +120,7 @@ def _main(argv: Sequence[str]) -> int:
 
     predict_run(
         run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size, workers, a.opts,
-        progress=not a.quiet,
+        progress=not a.quiet, person_rule=a.person_rule,
     )
     return 0
 

@@ -5,7 +5,8 @@ Steps of :func:`predict_video`:
 
 1. frames from :func:`motion_keypoints.io.video.open_frames` (a video file or a frames folder);
 2. every member predicts **all** its detected persons of each frame, in batches, with flip TTA
-   (:class:`RcnnMember`: each instance of the image is averaged with its mirrored match);
+   (:class:`RcnnMember`, :func:`motion_keypoints.models.rcnn.predictor.predict_frames`: each
+   instance of the image is averaged with its mirrored match);
 3. the main person is followed through the frames of the *reference* member (the first R-CNN
    member) with :func:`motion_keypoints.motion.select.select_track` (rule ``track`` by default;
    ``score``/``area``/``center`` choose frame by frame);
@@ -32,7 +33,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..geometry import box_iou, from_continuous
 from ..io.video import FrameSource, open_frames, write_video
 from ..meta import COORD_COLUMNS, KEYPOINT_NAMES
 from ..utils import PathLike, atomic_path
@@ -67,103 +67,30 @@ class Member:
     label: str = field(default="")
 
 
-def _instances_to_dicts(instances) -> List[Instance]:
-    """detectron2 ``Instances`` -> instance dicts (keypoints in the kit's pixel-index coordinates,
-    boxes in continuous coordinates like the predictions CSV)."""
-    if instances is None or len(instances) == 0:
-        return []
-    kps = instances.pred_keypoints.detach().cpu().numpy().astype(np.float64)
-    boxes = instances.pred_boxes.tensor.detach().cpu().numpy().astype(np.float64)
-    scores = instances.scores.detach().cpu().numpy().astype(np.float64)
-    return [
-        {"keypoints": from_continuous(kps[i, :, :2]), "keypoint_scores": kps[i, :, 2],
-         "box": boxes[i], "score": float(scores[i])}
-        for i in range(len(scores))
-    ]  # fmt: skip
-
-
-def merge_flip_instances(
-    plain: List[Instance], mirrored: List[Instance], width: int, min_iou: float = 0.5
-) -> List[Instance]:
-    """Flip TTA for every person of an image: each mirrored instance is mapped back
-    (:func:`motion_keypoints.models.rcnn.predictor.unflip_keypoints` / ``unflip_box``) and
-    averaged with the plain instance it overlaps most (box IoU >= ``min_iou``, greedy by score);
-    unmatched instances of either pass are kept as they are."""
-    from ..models.rcnn.predictor import unflip_box, unflip_keypoints
-
-    back = []
-    for m in mirrored:
-        kp = unflip_keypoints(np.concatenate([m["keypoints"], m["keypoint_scores"][:, None]], 1), width)
-        back.append({"keypoints": kp[:, :2], "keypoint_scores": kp[:, 2],
-                     "box": unflip_box(m["box"], width), "score": m["score"]})  # fmt: skip
-    used = set()
-    out = []
-    for p in sorted(plain, key=lambda d: -d["score"]):
-        best, best_iou = None, min_iou
-        for j, b in enumerate(back):
-            if j not in used:
-                iou = box_iou(p["box"], b["box"])
-                if iou >= best_iou:
-                    best, best_iou = j, iou
-        if best is None:
-            out.append(p)
-            continue
-        used.add(best)
-        b = back[best]
-        out.append({k: (np.asarray(p[k]) + np.asarray(b[k])) / 2 if k != "score"
-                    else (p[k] + b[k]) / 2 for k in p})  # fmt: skip
-    out += [b for j, b in enumerate(back) if j not in used]
-    return sorted(out, key=lambda d: -d["score"])
-
-
 class RcnnMember:
-    """A Keypoint R-CNN run as a callable on in-memory BGR frames (all instances, optional flip
-    TTA). The preprocessing is the predictor's (:class:`motion_keypoints.models.rcnn.predictor`
-    ``_ImageDataset``: resize the shortest edge to ``INPUT.MIN_SIZE_TEST``, BGR/RGB by
-    ``INPUT.FORMAT``); this is the thin in-memory adapter the video needs."""
+    """A Keypoint R-CNN run as a callable on in-memory BGR frames: every person per frame, optional
+    flip TTA merged per person (:func:`motion_keypoints.models.rcnn.predictor.predict_frames`,
+    the predictor's own preprocessing)."""
 
     def __init__(self, run: PathLike, checkpoint: str = "best", flip_tta: bool = True,
                  opts: Sequence[str] = ()):  # fmt: skip
         from ..models.rcnn import import_detectron2
 
         import_detectron2()
-        import torch
         from detectron2.checkpoint import DetectionCheckpointer
-        from detectron2.data import transforms as T
         from detectron2.modeling import build_model
 
-        from ..models.rcnn.predictor import load_run_config
+        from ..models.rcnn.predictor import load_run_config, predict_frames
 
         self.cfg = load_run_config(Path(run), checkpoint, opts)
         self.model = build_model(self.cfg)
         self.model.eval()
         DetectionCheckpointer(self.model).load(self.cfg.MODEL.WEIGHTS)
-        self.resize = T.ResizeShortestEdge([self.cfg.INPUT.MIN_SIZE_TEST] * 2, self.cfg.INPUT.MAX_SIZE_TEST)
         self.flip_tta = flip_tta
-        self._torch = torch
+        self._predict_frames = predict_frames
 
     def __call__(self, frames: Sequence[np.ndarray]) -> FramesInstances:
-        torch = self._torch
-        inputs = []
-        for img in frames:
-            h, w = img.shape[:2]
-            x = img[:, :, ::-1] if self.cfg.INPUT.FORMAT == "RGB" else img
-            x = self.resize.get_transform(x).apply_image(x)
-            inputs.append({"image": torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1))),
-                           "height": h, "width": w})  # fmt: skip
-        if self.flip_tta:
-            inputs += [dict(b, image=torch.flip(b["image"], dims=[2])) for b in inputs]
-        with torch.inference_mode():
-            outputs = self.model(inputs)
-        n = len(frames)
-        result = []
-        for j in range(n):
-            plain = _instances_to_dicts(outputs[j]["instances"].to("cpu"))
-            if self.flip_tta:
-                mirrored = _instances_to_dicts(outputs[n + j]["instances"].to("cpu"))
-                plain = merge_flip_instances(plain, mirrored, inputs[j]["width"])
-            result.append(plain)
-        return result
+        return self._predict_frames(self.cfg, self.model, list(frames), self.flip_tta)
 
 
 def heatmap_member(run: Path, checkpoint: str, flip_tta: bool) -> Callable[..., FramesInstances]:

@@ -1,9 +1,17 @@
 """Batched prediction of a trained run, with optional horizontal-flip test-time augmentation.
 
 Writes ``<run>/predictions_<split>.csv`` (:mod:`motion_keypoints.io.predictions`): per image the
-top-scoring person's keypoints, keypoint scores, box, score and a ``detected`` flag (0: nobody
-found above ``MODEL.ROI_HEADS.SCORE_THRESH_TEST``; coordinates NaN). With flip TTA the
-un-augmented predictions are kept in ``predictions_<split>_noflip.csv``.
+chosen person's keypoints, keypoint scores, box, score and a ``detected`` flag (0: nobody found
+above ``MODEL.ROI_HEADS.SCORE_THRESH_TEST``, or the ``track`` rule judged the followed person
+missing; coordinates NaN). With flip TTA the un-augmented predictions are kept in
+``predictions_<split>_noflip.csv``.
+
+Every detected person of an image is kept until the person is chosen (:data:`PERSON_RULES`, see
+:func:`choose_persons`): ``score`` (the highest detection score, the default), ``area`` (the
+largest box), ``center`` (closest to the image centre) or ``track`` (continuity with the
+neighbouring frames of the same clip and camera, :func:`motion_keypoints.motion.select.select_track`).
+Flip TTA is merged per person (:func:`merge_flip_instances`) before the choice.
+:func:`predict_frames` does the same on in-memory frames (the video pipeline).
 
 Images are read with the kit's one reader (:func:`motion_keypoints.io.images.read_image`).
 CPU speed: data-loading workers compete with torch's threads for the cores, so the number of
@@ -26,15 +34,23 @@ import torch
 from tqdm import tqdm
 
 from ...data.layout import DataPaths, validate_data_root
-from ...geometry import box_iou, flip_box, flip_points
+from ...geometry import box_iou, flip_box, flip_points, from_continuous
+from ...io.guards import check_output
 from ...io.predictions import PREDICTION_SPLITS, prediction_frame, write_predictions
-from ...io.runs import CHECKPOINTS, split_val_images
+from ...io.runs import CHECKPOINTS, RUN_INFO_FILE, RunError, split_val_images
 from ...io.tables import read_keypoint_csv
 from ...meta import FLIP_INDEX
-from .evaluator import top_person
-from .mapper import read_image_as
+from ...motion.select import RULES as PERSON_RULES
+from ...motion.select import select_person, select_track
+from ...motion.smooth import parse_frame_name
+from .mapper import read_image_as, to_format
 
 logger = logging.getLogger("motion_keypoints")
+
+#: An instance (one detected person): ``keypoints`` (K, 2) pixel-index coordinates,
+#: ``keypoint_scores`` (K,), ``box`` (4,) continuous coordinates, ``score``.
+Instance = Dict[str, object]
+DEFAULT_PERSON_RULE = "score"
 
 
 def unflip_keypoints(kps: np.ndarray, width: int, flip_index: Sequence[int] = FLIP_INDEX) -> np.ndarray:
@@ -79,6 +95,161 @@ def merge_flip(person: Optional[dict], flipped: Optional[dict], width: int, min_
     }
 
 
+def instances_to_dicts(instances) -> List[Instance]:
+    """Every person of a detectron2 ``Instances`` as instance dicts, highest score first
+    (keypoints in the kit's pixel-index coordinates, boxes continuous like the predictions CSV)."""
+    if instances is None or len(instances) == 0:
+        return []
+    kps = instances.pred_keypoints.detach().cpu().numpy().astype(np.float64)
+    boxes = instances.pred_boxes.tensor.detach().cpu().numpy().astype(np.float64)
+    scores = instances.scores.detach().cpu().numpy().astype(np.float64)
+    order = np.argsort(-scores, kind="stable")
+    return [
+        {"keypoints": from_continuous(kps[i, :, :2]), "keypoint_scores": kps[i, :, 2],
+         "box": boxes[i], "score": float(scores[i])}
+        for i in order
+    ]  # fmt: skip
+
+
+def merge_flip_instances(
+    plain: Sequence[Instance], mirrored: Sequence[Instance], width: int, min_iou: float = 0.5
+) -> List[Instance]:
+    """Flip TTA for every person of an image (:func:`merge_flip` per person): each mirrored
+    instance is mapped back (:func:`unflip_keypoints`, :func:`unflip_box`) and averaged with the
+    plain instance it overlaps most (box IoU >= ``min_iou``; plain instances by decreasing score,
+    each mirrored one used once); unmatched instances of either pass are kept as they are.
+    Returned highest score first."""
+    back = [merge_flip(None, m, width) for m in mirrored]
+    used: set = set()
+    out = []
+    for p in sorted(plain, key=lambda d: -d["score"]):
+        best, best_iou = None, min_iou
+        for j, b in enumerate(back):
+            if j not in used:
+                iou = box_iou(p["box"], b["box"])
+                if iou >= best_iou:
+                    best, best_iou = j, iou
+        if best is None:
+            out.append(p)
+            continue
+        used.add(best)
+        out.append(_average(p, back[best]))
+    out += [b for j, b in enumerate(back) if j not in used]
+    return sorted(out, key=lambda d: -d["score"])
+
+
+def _average(a: Instance, b: Instance) -> Instance:
+    return {
+        "keypoints": (np.asarray(a["keypoints"]) + np.asarray(b["keypoints"])) / 2,
+        "keypoint_scores": (np.asarray(a["keypoint_scores"]) + np.asarray(b["keypoint_scores"])) / 2,
+        "box": (np.asarray(a["box"]) + np.asarray(b["box"])) / 2,
+        "score": (a["score"] + b["score"]) / 2,
+    }
+
+
+def choose_persons(
+    names: Sequence[str],
+    instances: Sequence[Sequence[Instance]],
+    sizes: Sequence[tuple],
+    rule: str = DEFAULT_PERSON_RULE,
+) -> tuple:
+    """``(persons, fallback)``: the chosen instance of each image (None: nobody) by ``rule``
+    (:data:`PERSON_RULES`), and how many images fell back to ``score``.
+
+    ``track`` groups the images by clip and camera (``<clip>_<camera>-<frame>.<ext>``,
+    :func:`motion_keypoints.motion.smooth.parse_frame_name`), orders each group by frame and
+    follows the person through it (:func:`motion_keypoints.motion.select.select_track`; it may
+    give None where the followed person was missed and only someone else was detected).
+    Images whose names do not parse are chosen by ``score`` and counted in ``fallback``."""
+    if rule not in PERSON_RULES:
+        raise ValueError(f"unknown person rule {rule!r}; choose one of {', '.join(PERSON_RULES)}")
+    n = len(instances)
+    persons: List[Optional[Instance]] = [None] * n
+    by_frame = []
+    groups: Dict[tuple, List[tuple]] = {}
+    for i in range(n):
+        parsed = parse_frame_name(Path(str(names[i])).name) if rule == "track" else None
+        if rule == "track" and parsed is not None:
+            groups.setdefault(parsed[:2], []).append((parsed[2], i))
+        else:
+            by_frame.append(i)
+    for i in by_frame:
+        w, h = sizes[i]
+        j = select_person(instances[i], "score" if rule == "track" else rule, w, h)
+        persons[i] = None if j is None else instances[i][j]
+    for members in groups.values():
+        order = [i for _, i in sorted(members)]
+        chosen = select_track([instances[i] for i in order], "track")
+        for i, j in zip(order, chosen):
+            persons[i] = None if j is None else instances[i][j]
+    return persons, (len(by_frame) if rule == "track" else 0)
+
+
+def _model_input(image: np.ndarray, resize) -> dict:
+    """One detectron2 model input of an image already in ``cfg.INPUT.FORMAT``: resized by
+    ``resize`` (``ResizeShortestEdge(MIN_SIZE_TEST, MAX_SIZE_TEST)``, as DefaultPredictor), CHW."""
+    h, w = image.shape[:2]
+    resized = resize.get_transform(image).apply_image(image)
+    tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+    return {"image": tensor, "height": h, "width": w}
+
+
+def _test_resize(min_size: int, max_size: int):
+    from detectron2.data import transforms as T
+
+    return T.ResizeShortestEdge([min_size] * 2, max_size)
+
+
+def _infer(model, inputs: List[dict], flip_tta: bool) -> tuple:
+    """``(plain, merged)``: every person per input without and with flip TTA (merged is None
+    without it). Runs under the caller's inference/autocast context."""
+    batch = list(inputs)
+    if flip_tta:
+        batch += [dict(b, image=torch.flip(b["image"], dims=[2])) for b in inputs]
+    outputs = model(batch)
+    n = len(inputs)
+    plain = [instances_to_dicts(outputs[j]["instances"].to("cpu")) for j in range(n)]
+    if not flip_tta:
+        return plain, None
+    merged = [
+        merge_flip_instances(plain[j], instances_to_dicts(outputs[n + j]["instances"].to("cpu")),
+                             inputs[j]["width"])
+        for j in range(n)
+    ]  # fmt: skip
+    return plain, merged
+
+
+def _inference_context(on_gpu: bool):
+    amp = torch.autocast("cuda", dtype=torch.float16) if on_gpu else contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    stack.enter_context(amp)
+    return stack
+
+
+def predict_frames(
+    cfg, model, frames: Sequence[np.ndarray], flip_tta: bool = False
+) -> List[List[Instance]]:
+    """Every detected person of each in-memory frame (HxWx3 uint8 **BGR**, as
+    :func:`motion_keypoints.io.images.read_image` and the video reader give), in one batch:
+    the predictor's preprocessing (``cfg.INPUT.FORMAT``, resize to ``INPUT.MIN_SIZE_TEST``),
+    flip TTA merged per person. Instances as :func:`instances_to_dicts` (keypoints in
+    pixel-index coordinates, boxes continuous), highest score first. ``model`` is built and
+    loaded by the caller (``build_model(cfg)``, eval mode, weights loaded)."""
+    if not len(frames):
+        return []
+    resize = _test_resize(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    inputs = []
+    for img in frames:
+        img = np.asarray(img)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"a frame must be HxWx3 uint8 BGR, got {img.dtype} {img.shape}")
+        inputs.append(_model_input(to_format(img, cfg.INPUT.FORMAT), resize))
+    with _inference_context(cfg.MODEL.DEVICE.startswith("cuda")):
+        plain, merged = _infer(model, inputs, flip_tta)
+    return merged if flip_tta else plain
+
+
 class _ImageDataset(torch.utils.data.Dataset):
     """Reads and resizes images in worker processes, as DefaultPredictor would one by one."""
 
@@ -89,14 +260,10 @@ class _ImageDataset(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i):
-        from detectron2.data import transforms as T
-
         img = read_image_as(self.files[i], self.fmt)
-        h, w = img.shape[:2]
-        resized = T.ResizeShortestEdge([self.min_size] * 2, self.max_size).get_transform(img)
-        resized = resized.apply_image(img)
-        tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
-        return {"image": tensor, "height": h, "width": w, "index": i}
+        item = _model_input(img, _test_resize(self.min_size, self.max_size))
+        item["index"] = i
+        return item
 
 
 def _collate(batch):
@@ -161,24 +328,49 @@ def _torch_threads(n: int):
 
 
 def load_run_config(run: Path, checkpoint: str = "best", opts: Sequence[str] = ()):
-    """Config and weights file of a trained run folder."""
+    """Config and weights file of a trained run folder.
+
+    A user's mistake is a one-line :class:`motion_keypoints.io.runs.RunError` naming the file
+    and what to do: no such folder, no ``config.yaml`` or ``run_info.json`` (not a finished
+    run), an unknown checkpoint name, a missing checkpoint file. ``best`` without
+    ``model_best.pth`` (a run without validation) uses ``model_final.pth`` with a warning."""
     from .config import setup_cfg
 
     run = Path(run)
+    train = f"python code/train.py --config-file CONFIG OUTPUT_DIR {run}"
+    if not run.is_dir():
+        what = "is a file, not a run folder" if run.exists() else "no such run folder"
+        raise RunError(f"--run {run}: {what}; give a training run folder (outputs/<run>) or "
+                       f"train one: {train}")
     cfg_file = run / "config.yaml"
     if not cfg_file.is_file():
-        raise FileNotFoundError(
-            f"{run} is not a training run ({cfg_file} missing): train it with "
-            f"python code/train.py --config-file CONFIG OUTPUT_DIR {run}"
+        raise RunError(f"{cfg_file} is missing: {run} is not a training run; train it first: "
+                       f"{train}")
+    info_file = run / RUN_INFO_FILE
+    if not info_file.is_file():
+        raise RunError(
+            f"{info_file} is missing: {run} is not a finished training run (training writes it "
+            f"at the end); finish it: python code/train.py --config-file {cfg_file} --resume "
+            f"OUTPUT_DIR {run}"
         )
     if checkpoint not in CHECKPOINTS:
-        raise ValueError(f"unknown checkpoint {checkpoint!r}; valid: {', '.join(CHECKPOINTS)}")
+        raise RunError(f"--checkpoint {checkpoint}: unknown checkpoint of {run}; valid: "
+                       f"{', '.join(CHECKPOINTS)}")
     weights = run / CHECKPOINTS[checkpoint]
     if checkpoint == "best" and not weights.is_file():
+        final = run / CHECKPOINTS["final"]
+        if not final.is_file():
+            raise RunError(f"{weights} and {final} are missing: {run} has no checkpoint; "
+                           f"finish its training: python code/train.py --config-file {cfg_file} "
+                           f"--resume OUTPUT_DIR {run}")
         logger.warning("%s has no model_best.pth (no validation?): using model_final.pth", run)
-        weights = run / CHECKPOINTS["final"]
+        weights = final
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights} missing: has the training of {run} finished?")
+        others = [n for k, n in CHECKPOINTS.items() if k != checkpoint and (run / n).is_file()]
+        hint = (f"use --checkpoint {next(k for k, n in CHECKPOINTS.items() if n == others[0])}"
+                if others else f"finish its training: python code/train.py --config-file "
+                f"{cfg_file} --resume OUTPUT_DIR {run}")
+        raise RunError(f"{weights} is missing: {hint}")
     cfg = setup_cfg(str(cfg_file), ["MODEL.WEIGHTS", str(weights), *opts], freeze=False)
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
@@ -200,15 +392,23 @@ def images_of_split(run: Path, data_root: Path, split: str) -> tuple:
 
 def predict_images(
     cfg, files: List[Path], batch_size: int = 4, num_workers: int = 0, flip_tta: bool = False,
-    progress: bool = True,
-) -> Dict[str, list]:
-    """Run the model on image files; returns per-image top persons without and with flip TTA.
+    progress: bool = True, person_rule: str = DEFAULT_PERSON_RULE,
+) -> Dict[str, object]:
+    """Run the model on image files and choose one person per image by ``person_rule``
+    (:func:`choose_persons`; ``track`` groups the files by clip and camera from their names).
 
+    Returns ``plain`` / ``flip`` (the chosen person per image without / with flip TTA; ``flip``
+    None without it), ``instances`` (every person per image: ``{"plain": [...], "flip": [...]}``),
+    ``sizes`` ((width, height) per image), ``person_rule`` and ``fallback`` (images ``track``
+    chose by score because their names do not parse).
     ``num_workers``: data-loading worker processes; 0 = auto by core count (:func:`loading_plan`).
     """
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
+    if person_rule not in PERSON_RULES:
+        raise ValueError(f"unknown person rule {person_rule!r}; choose one of "
+                         f"{', '.join(PERSON_RULES)}")
     on_gpu = cfg.MODEL.DEVICE.startswith("cuda")
     workers, threads = loading_plan(num_workers, cfg.MODEL.DEVICE)
     with _torch_threads(threads):
@@ -225,63 +425,88 @@ def predict_images(
             )  # fmt: skip
         else:
             loader = _thread_prefetch(ds, batch_size)
-        return _run_model(model, loader, len(files), -(-len(files) // batch_size), on_gpu,
-                          flip_tta, progress)
+        res = _run_model(model, loader, len(files), -(-len(files) // batch_size), on_gpu,
+                         flip_tta, progress)
+    names = [Path(f).name for f in files]
+    res["plain"], fallback = choose_persons(names, res["instances"]["plain"], res["sizes"],
+                                            person_rule)
+    if flip_tta:
+        res["flip"], _ = choose_persons(names, res["instances"]["flip"], res["sizes"],
+                                        person_rule)
+    res["person_rule"], res["fallback"] = person_rule, fallback
+    return res
 
 
 def _run_model(model, loader, n: int, n_batches: int, on_gpu: bool, flip_tta: bool,
-               progress: bool) -> Dict[str, list]:
-    amp = torch.autocast("cuda", dtype=torch.float16) if on_gpu else contextlib.nullcontext()
-    plain: List[Optional[dict]] = [None] * n
-    merged: List[Optional[dict]] = [None] * n
+               progress: bool) -> Dict[str, object]:
+    plain: List[List[Instance]] = [[] for _ in range(n)]
+    merged: List[List[Instance]] = [[] for _ in range(n)]
     sizes = [(0, 0)] * n
-    with torch.inference_mode(), amp:
+    with _inference_context(on_gpu):
         for batch in tqdm(loader, desc="predict", unit="batch", total=n_batches,
                           disable=not progress):
-            inputs = list(batch)
-            if flip_tta:
-                inputs += [dict(b, image=torch.flip(b["image"], dims=[2])) for b in batch]
-            outputs = model(inputs)
+            batch = list(batch)
+            p, m = _infer(model, batch, flip_tta)
             for j, b in enumerate(batch):
                 i = b["index"]
                 sizes[i] = (b["width"], b["height"])
-                plain[i] = top_person(outputs[j]["instances"].to("cpu"))
+                plain[i] = p[j]
                 if flip_tta:
-                    mirrored = top_person(outputs[len(batch) + j]["instances"].to("cpu"))
-                    merged[i] = merge_flip(plain[i], mirrored, b["width"])
-    return {"plain": plain, "flip": merged if flip_tta else None, "sizes": sizes}
+                    merged[i] = m[j]
+    return {"plain": None, "flip": None, "sizes": sizes,
+            "instances": {"plain": plain, "flip": merged if flip_tta else None}}
 
 
 def predict_run(
     run, data_root, split: str = "test", checkpoint: str = "best", flip_tta: bool = False,
     batch_size: int = 4, num_workers: int = 0, opts: Sequence[str] = (), progress: bool = True,
+    person_rule: str = DEFAULT_PERSON_RULE,
 ) -> dict:
-    """Predict a split with a trained run and write its predictions CSV(s). Returns a summary."""
+    """Predict a split with a trained run and write its predictions CSV(s), one person per image
+    chosen by ``person_rule`` (:data:`PERSON_RULES`). Returns a summary (with the rule, the
+    images ``track`` chose by score because their names do not parse, and the images where
+    ``track`` judged the followed person missing although someone was detected)."""
     run, data_root = Path(run), Path(data_root)
-    validate_data_root(data_root, check_images=False, splits=("train", "test"))
+    if person_rule not in PERSON_RULES:
+        raise ValueError(f"unknown person rule {person_rule!r}; choose one of "
+                         f"{', '.join(PERSON_RULES)}")
+    validate_data_root(  # labels were judged at training; predict does not re-judge them
+        data_root, check_images=False, splits=("train", "test"), allow_far_points=True
+    )
     cfg = load_run_config(run, checkpoint, opts)
+    out = check_output(run / f"predictions_{split}.csv", data_root=data_root, runs=[run],
+                       option="--run")
+    noflip = check_output(run / f"predictions_{split}_noflip.csv", data_root=data_root,
+                          runs=[run], option="--run")
     names, image_dir = images_of_split(run, data_root, split)
     t0 = time.perf_counter()
     res = predict_images(
-        cfg, [image_dir / n for n in names], batch_size, num_workers, flip_tta, progress
+        cfg, [image_dir / n for n in names], batch_size, num_workers, flip_tta, progress,
+        person_rule=person_rule,
     )
     seconds = time.perf_counter() - t0
-    out = run / f"predictions_{split}.csv"
     if flip_tta:
-        write_predictions(prediction_frame(names, res["plain"], res["sizes"]), run / f"predictions_{split}_noflip.csv")
-        final = res["flip"]
+        write_predictions(prediction_frame(names, res["plain"], res["sizes"]), noflip)
+        final, instances = res["flip"], res["instances"]["flip"]
     else:
-        final = res["plain"]
-        stale = run / f"predictions_{split}_noflip.csv"
-        stale.unlink(missing_ok=True)
+        final, instances = res["plain"], res["instances"]["plain"]
+        noflip.unlink(missing_ok=True)
     write_predictions(prediction_frame(names, final, res["sizes"]), out)
     missed = sum(p is None for p in final)
+    dropped = sum(p is None and len(inst) > 0 for p, inst in zip(final, instances))
+    several = sum(len(inst) > 1 for inst in instances)
     summary = {
         "run": str(run), "split": split, "images": len(names), "missed": missed,
-        "flip_tta": flip_tta, "seconds": seconds, "out": str(out),
+        "flip_tta": flip_tta, "seconds": seconds, "out": str(out), "person_rule": person_rule,
+        "several_persons": several, "rule_fallback": res["fallback"], "track_dropped": dropped,
     }
+    rule_note = f"person rule {person_rule}"
+    if person_rule == "track":
+        rule_note += (f" ({res['fallback']} images by score: name not <clip>_<camera>-<frame>; "
+                      f"{dropped} where the followed person was missed)")
     print(
         f"predicted {len(names)} {split} images with {run.name} ({checkpoint}"
-        f"{', flip TTA' if flip_tta else ''}) in {seconds:.1f}s: {missed} without detection -> {out}"
+        f"{', flip TTA' if flip_tta else ''}) in {seconds:.1f}s: {missed} without a person, "
+        f"{several} with several; {rule_note} -> {out}"
     )
     return summary
