@@ -198,7 +198,7 @@ def test_short_training_prints_only_the_kits_lines(synthetic_data, tmp_path):
 @pytest.mark.slow
 def test_training_without_validation(synthetic_data, tmp_path):
     """DATA.VAL_FRACTION 0 (an integer) with TEST.EVAL_PERIOD 0: no evaluation, model_final.pth
-    is the model, run_info.json says so; predict works on the run."""
+    is the model, run_info.json says so; predict and ensemble work on the run."""
     out = tmp_path / "noval"
     proc = run_script("train", "--config-file", "configs/tiny-cpu.yaml",
                       *tiny_opts(synthetic_data, out, 4, **{"DATA.VAL_FRACTION": 0,
@@ -211,3 +211,14 @@ def test_training_without_validation(synthetic_data, tmp_path):
     assert info["fingerprint"] == json.loads((out / "run.json").read_text())["fingerprint"]
     run_script("predict", "--run", out, "--data-root", synthetic_data, "--split", "test")
     assert (out / "predictions_test.csv").is_file()
+    # ... and ensemble: unweighted methods work, RMSE weights are refused with the run's name.
+    sub = tmp_path / "submission.csv"
+    proc = run_script("ensemble", "--runs", out, "--data-root", synthetic_data, "--split", "test",
+                      "--method", "mean", "--smooth", "off", "--samples", "0", "--out", sub)
+    assert sub.is_file()
+    run_script("check_submission", "--data-root", synthetic_data, sub)
+    bad = run_script("ensemble", "--runs", out, "--data-root", synthetic_data, "--split",
+                     "test", "--method", "weighted", "--weight-by", "rmse", "--samples", "0",
+                     "--out", tmp_path / "w.csv", check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "noval" in bad.stderr and not (tmp_path / "w.csv").exists()
