@@ -62,3 +62,12 @@ def test_detectron2_metadata_flip_map_names_real_keypoints():
     assert all(a in names and b in names for a, b in md["keypoint_flip_map"])
     with pytest.raises(KeyError, match="known: nose"):
         K.keypoint_index("tail")
+
+
+def test_metadata_requires_cocos_17_first_in_coco_order():
+    from motion_keypoints.meta import COCO_17, KEYPOINT_NAMES, metadata_problems
+
+    assert tuple(KEYPOINT_NAMES[: len(COCO_17)]) == COCO_17
+    swapped = list(KEYPOINT_NAMES)
+    swapped[1], swapped[2] = swapped[2], swapped[1]
+    assert any("COCO" in p for p in metadata_problems(names=swapped))

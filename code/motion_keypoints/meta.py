@@ -37,9 +37,14 @@ KEYPOINT_NAMES: Tuple[str, ...] = (
 )
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)
 
-#: The COCO-17 keypoints: the first 17 names, in COCO's order (``COCO_17[i]`` is COCO keypoint i),
-#: so COCO-pretrained keypoint heads and COCO tools map onto this task's first 17 keypoints.
-COCO_17: Tuple[str, ...] = KEYPOINT_NAMES[:17]
+#: The COCO-17 keypoints in COCO's order (``COCO_17[i]`` is COCO keypoint i): an external fact,
+#: written out. This task's first 17 keypoints are these, in this order (checked by
+#: :func:`metadata_problems`), so COCO-pretrained keypoint heads and COCO tools map onto them.
+COCO_17: Tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
 
 #: Left/right pairs, as names: detectron2's ``MetadataCatalog.keypoint_flip_map``.
 FLIP_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
@@ -125,6 +130,9 @@ def metadata_problems(
     problems: List[str] = []
     if len(set(names)) != len(names):
         problems.append("keypoint names are not unique")
+    if tuple(names[: len(COCO_17)]) != COCO_17:
+        problems.append("the first keypoints must be COCO's 17 in COCO order (COCO_17): "
+                        "COCO-pretrained heads are transferred by position")
     if len(sigmas) != len(names):
         problems.append(
             f"{len(sigmas)} OKS sigmas for {len(names)} keypoints: give one sigma per keypoint"

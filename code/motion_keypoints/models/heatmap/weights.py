@@ -26,28 +26,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from ...meta import COCO_17
+
 logger = logging.getLogger(__name__)
 
 #: The 17 COCO keypoints, in COCO order (the first 17 of the kit's keypoints are these, in order).
-COCO_KEYPOINT_NAMES: Tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
+COCO_KEYPOINT_NAMES: Tuple[str, ...] = COCO_17
 
 #: How a keypoint that COCO lacks is initialised from a COCO-trained predictor: the mean of the
 #: channels (conv weights and bias) of these COCO keypoints, its anatomical neighbours. Shared with
