@@ -238,3 +238,159 @@ def test_predict_video_from_a_frames_folder(tmp_path, untrained_run, synthetic_c
     table = pd.read_csv(out / "keypoints.csv")
     assert len(table) == 6 and np.allclose(table["time"], np.arange(6) / 10.0)
     assert count_frames(out / "overlay.mp4") == 6
+
+
+# ------------------------------------------------------- heatmap members (boxes from an R-CNN run)
+
+
+def _fake_rcnn(frames_instances):
+    """An R-CNN member that gives the listed instances of each frame, in order."""
+    from motion_keypoints.motion.video import Member
+
+    calls = {"t": 0}
+
+    def predict(frames):
+        t = calls["t"]
+        calls["t"] += len(frames)
+        return [frames_instances[i] for i in range(t, t + len(frames))]
+
+    return Member(Path("rcnn"), "rcnn", predict, False, "rcnn")
+
+
+def test_heatmap_member_gets_the_followed_persons_boxes_and_is_fused(tmp_path, small_video):
+    from motion_keypoints.motion.video import Member, predict_video
+
+    rng = np.random.default_rng(0)
+    main = rng.uniform(20, 40, (len(KEYPOINT_NAMES), 2))
+    main[:, 0] += 20
+    other = main + np.array([30.0, 0.0])  # a bystander with a higher score in every frame
+    frames = [[_inst(main + t, 0.6), _inst(other + t, 0.9)] for t in range(N)]
+    frames[3] = []  # nobody detected: the heatmap member gets None
+    received = []
+
+    def heatmap(frames_, boxes, scores):
+        received.extend(boxes)
+        return [[] if b is None else [{"keypoints": main + t + 4, "box": b, "score": 0.0,
+                                       "keypoint_scores": np.full(len(main), 0.5)}]
+                for t, b in zip(range(len(received) - len(boxes), len(received)), boxes)]
+
+    members = [_fake_rcnn(frames), Member(Path("hm"), "heatmap", heatmap, True, "hm")]
+    summary = predict_video(small_video, [], tmp_path / "o", members=members, rule="area",
+                            smooth="off", batch_size=3, progress=False)
+    assert summary["frames"] == N and summary["without_person"] == 1
+    assert len(received) == N and received[3] is None
+    # rule "area": the main person (same size, listed first) is followed, not the better-scored one
+    for t in (0, 1, 2, 4, 5, 6):
+        assert np.allclose(received[t], frames[t][0]["box"])
+    table = pd.read_csv(tmp_path / "o" / "keypoints.csv")
+    xy = table[list(COORD_COLUMNS)].to_numpy().reshape(N, -1, 2)
+    assert np.allclose(xy[0], main + 2, atol=1e-3)  # mean of R-CNN (main) and heatmap (main + 4)
+    assert np.isnan(xy[3]).all() and table["detected"].tolist()[3] == 0
+
+
+@pytest.fixture(scope="module")
+def heatmap_model():
+    """An untrained configs/tiny-hrnet.yaml model (cfg, model)."""
+    pytest.importorskip("detectron2")
+    import torch
+    from detectron2.modeling import build_model
+
+    from motion_keypoints.models.heatmap import meta_arch  # noqa: F401  (registers the arch)
+    from motion_keypoints.models.rcnn.config import setup_cfg
+
+    cfg = setup_cfg(str(REPO / "configs" / "tiny-hrnet.yaml"), ["MODEL.DEVICE", "cpu"],
+                    freeze=False)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.eval()
+    return cfg, model
+
+
+@pytest.mark.slow
+def test_predict_boxes_matches_the_models_own_inference(heatmap_model):
+    import torch
+
+    from motion_keypoints.geometry import from_continuous
+    from motion_keypoints.models.heatmap.predictor import predict_boxes
+
+    cfg, model = heatmap_model
+    frames = _frames(3, 160, 120)
+    boxes = [np.array([20.0, 10.0, 90.0, 110.0]), None, np.array([50.0, 30.0, 120.0, 100.0])]
+    for flip in (False, True):
+        out = predict_boxes(cfg, model, frames, boxes, flip_tta=flip, box_scores=[0.7, 0.0, 0.8])
+        assert out[1] is None and out[0]["score"] == 0.7
+        assert out[0]["keypoints"].shape == (len(KEYPOINT_NAMES), 2)
+        assert out[2]["keypoint_scores"].shape == (len(KEYPOINT_NAMES),)
+        assert np.array_equal(out[2]["box"], boxes[2])
+        # the meta-architecture on whole images + boxes (continuous) gives the same persons
+        model.flip_test = flip
+        for i in (0, 2):
+            img = frames[i] if cfg.INPUT.FORMAT == "BGR" else frames[i][:, :, ::-1]
+            res = model([{"image": torch.as_tensor(np.ascontiguousarray(img.transpose(2, 0, 1))),
+                          "boxes": boxes[i][None], "height": 120, "width": 160}])
+            kp = res[0]["instances"].pred_keypoints[0].numpy().astype(np.float64)
+            assert np.allclose(from_continuous(kp[:, :2]), out[i]["keypoints"], atol=1e-3)
+            assert np.allclose(kp[:, 2], out[i]["keypoint_scores"], atol=1e-5)
+    assert predict_boxes(cfg, model, frames[:1], [None], flip_tta=True) == [None]
+
+
+@pytest.fixture(scope="module")
+def heatmap_run(tmp_path_factory, heatmap_model):
+    """A tiny-hrnet heatmap run folder with random weights."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    cfg, model = heatmap_model
+    run = tmp_path_factory.mktemp("runs") / "hrnet-untrained"
+    run.mkdir()
+    cfg = cfg.clone()
+    cfg.OUTPUT_DIR = str(run)
+    DetectionCheckpointer(model, save_dir=str(run)).save("model_final")
+    (run / "config.yaml").write_text(cfg.dump())
+    (run / "run_info.json").write_text(json.dumps({
+        "family": "heatmap", "keypoint_names": list(KEYPOINT_NAMES),
+        "flip_pairs": [list(p) for p in FLIP_PAIRS]}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def rcnn_run_with_boxes(tmp_path_factory, untrained_run):
+    """The untrained R-CNN run with no score threshold, so it gives boxes for the heatmap run."""
+    import shutil
+
+    run = tmp_path_factory.mktemp("runs") / "tiny-untrained-all"
+    shutil.copytree(untrained_run, run)
+    cfg = (run / "config.yaml").read_text()
+    assert "SCORE_THRESH_TEST:" in cfg
+    import re
+
+    (run / "config.yaml").write_text(re.sub(r"SCORE_THRESH_TEST: [0-9.e-]+",
+                                            "SCORE_THRESH_TEST: 0.0", cfg))
+    return run
+
+
+@pytest.mark.slow
+def test_predict_video_with_rcnn_and_heatmap_runs(tmp_path, rcnn_run_with_boxes, heatmap_run,
+                                                   synthetic_clip):
+    out = tmp_path / "out"
+    proc = _run_cli(synthetic_clip, "--runs", rcnn_run_with_boxes, heatmap_run, "--out", out,
+                    "--checkpoint", "final", "--batch-size", "4", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    n = count_frames(synthetic_clip)
+    line = proc.stdout.strip().splitlines()[-1]
+    assert f"{n} frames" in line and "2 run(s)" in line and "frames/s" in line, line
+    assert "without a person" in line and "Traceback" not in proc.stderr
+    table = pd.read_csv(out / "keypoints.csv")
+    assert tuple(table.columns) == VIDEO_COLUMNS and len(table) == n
+    assert table["detected"].sum() > 0  # boxes were given, so the heatmap run predicted
+    det = table["detected"] == 1
+    assert np.isfinite(table.loc[det, list(COORD_COLUMNS)].to_numpy()).all()
+    assert count_frames(out / "overlay.mp4") == n
+
+
+def test_heatmap_runs_only_is_one_line_error(tmp_path, small_video, heatmap_run):
+    proc = _run_cli(small_video, "--runs", heatmap_run, heatmap_run, "--out", tmp_path / "o")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    assert "needs an R-CNN run" in lines[0] and "--runs" in lines[0]
+    assert not (tmp_path / "o" / "keypoints.csv").exists()

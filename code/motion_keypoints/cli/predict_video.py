@@ -4,10 +4,14 @@ person in every frame of a video (or a folder of frames), smoothed over time, an
 Writes ``DIR/keypoints.csv`` (one row per frame: frame, time in seconds, the keypoints in the data
 set's column names, keypoint scores, box, detected) and ``DIR/overlay.mp4`` (same frame count,
 the skeleton drawn, left and right in different colours). Several runs are averaged on the same
-person. Decoding uses OpenCV (see motion_keypoints.io.video).
+person. Runs of both families are taken: a heatmap run (top-down HRNet) predicts inside the box
+of the person followed on the first Keypoint R-CNN run of --runs, so at least one R-CNN run is
+needed. Decoding uses OpenCV (see motion_keypoints.io.video).
 
   python code/predict_video.py exercise.mp4 --runs outputs/R50-reference8 --out outputs/video
   python code/predict_video.py frames/ --fps 25 --runs outputs/tiny-cpu --out outputs/video
+  python code/predict_video.py exercise.mp4 --runs outputs/R50-reference8 outputs/hrnet-w32 \
+      --out outputs/video
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ def _main(argv: Sequence[str]) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", help="video file (any codec OpenCV decodes) or a folder of frames "
                                  "(images in name order)")
-    p.add_argument("--runs", nargs="+", required=True, help="trained run folders (outputs/<run>)")
+    p.add_argument("--runs", nargs="+", required=True, help="trained run folders (outputs/<run>): Keypoint R-CNN and heatmap runs; "
+                        "the first R-CNN run gives the person and the heatmap runs' boxes")
     p.add_argument("--out", required=True,
                    help=f"output folder (a folder): {KEYPOINTS_FILE} and {OVERLAY_FILE}")
     p.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best",

@@ -4,15 +4,18 @@ person, smooth over time, and write ``keypoints.csv`` and an overlay video.
 Steps of :func:`predict_video`:
 
 1. frames from :func:`motion_keypoints.io.video.open_frames` (a video file or a frames folder);
-2. every member predicts **all** its detected persons of each frame, in batches, with flip TTA
-   (:class:`RcnnMember`, :func:`motion_keypoints.models.rcnn.predictor.predict_frames`: each
+2. every R-CNN member predicts **all** its detected persons of each frame, in batches, with flip
+   TTA (:class:`RcnnMember`, :func:`motion_keypoints.models.rcnn.predictor.predict_frames`: each
    instance of the image is averaged with its mirrored match);
 3. the main person is followed through the frames of the *reference* member (the first R-CNN
    member) with :func:`motion_keypoints.motion.select.select_track` (rule ``track`` by default;
    ``score``/``area``/``center`` choose frame by frame);
 4. the other members are aligned on that person (:func:`motion_keypoints.motion.select.align_members`,
    box IoU) and averaged, so the ensemble never fuses two different people; a heatmap member
-   predicts inside the reference person's box (:func:`heatmap_member`, see there);
+   (``run_info.json`` family ``heatmap``, :class:`HeatmapMember`) predicts, in a second pass over
+   the frames (decoded again, in batches, flip test through the model's heatmap flip), inside the
+   box of the person followed on the reference run, so it is fused on that same person; a video
+   needs at least one R-CNN run for the boxes;
 5. the fused keypoints are smoothed over time with :func:`motion_keypoints.motion.smooth.smooth_sequence`
    (frame number = frame index, so a video is dense and the time-aware filters apply; frames
    without a person are gaps; person switches are never bridged);
@@ -93,33 +96,59 @@ class RcnnMember:
         return self._predict_frames(self.cfg, self.model, list(frames), self.flip_tta)
 
 
+class HeatmapMember:
+    """A heatmap run (top-down) as ``predict(frames, boxes)``: per frame ``[instance]`` inside the
+    given person box (continuous coordinates), or ``[]`` where the box is None
+    (:func:`motion_keypoints.models.heatmap.predictor.predict_boxes`: one batch of crops, flip
+    test through the model's heatmap flip). The instance's box is the given box, so aligning it
+    with the reference person (box IoU) always matches."""
+
+    def __init__(self, run: PathLike, checkpoint: str = "best", flip_tta: bool = True,
+                 opts: Sequence[str] = ()):  # fmt: skip
+        from ..models.rcnn import import_detectron2
+
+        import_detectron2()
+        from ..models.heatmap.predictor import load_heatmap_model, predict_boxes
+
+        self.cfg, self.model = load_heatmap_model(Path(run), checkpoint, opts)
+        self.flip_tta = flip_tta
+        self._predict_boxes = predict_boxes
+
+    def __call__(self, frames: Sequence[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
+                 box_scores: Optional[Sequence[float]] = None) -> FramesInstances:  # fmt: skip
+        persons = self._predict_boxes(self.cfg, self.model, list(frames), list(boxes),
+                                      self.flip_tta, box_scores)  # fmt: skip
+        return [[] if p is None else [p] for p in persons]
+
+
 def heatmap_member(run: Path, checkpoint: str, flip_tta: bool) -> Callable[..., FramesInstances]:
-    """The heatmap family's ``predict(frames, boxes)``: keypoints inside the given boxes.
-
-    This is the one function to fill in when the heatmap predictor (models/heatmap, D) exposes a
-    function on in-memory frames and boxes: return, per frame, ``[instance]`` for the box (or
-    ``[]`` where the box is None), keypoints in pixel-index coordinates.
-    """
-    from ..io.runs import RunError
-
-    raise RunError(
-        f"{run}: heatmap runs cannot predict a video yet (no in-memory heatmap predictor); "
-        "use R-CNN runs with --runs"
-    )
+    """The heatmap family's ``predict(frames, boxes)`` (:class:`HeatmapMember`)."""
+    return HeatmapMember(run, checkpoint, flip_tta)
 
 
-def load_member(run: PathLike, checkpoint: str = "best", flip_tta: bool = True) -> Member:
-    """The member of a trained run folder, by ``run_info.json``'s ``family``."""
+NEEDS_RCNN = "a heatmap run needs an R-CNN run for its boxes: add one to --runs"
+
+
+def run_family(run: PathLike) -> str:
+    """``run_info.json``'s ``family`` of a run folder (``rcnn`` when absent); one-line errors for
+    a missing folder or an unknown family."""
     from ..io.runs import RunError, load_run_info
 
     run = Path(run)
     if not run.is_dir():
         raise RunError(f"--runs {run}: no such run folder; give a training run (outputs/<run>)")
     family = load_run_info(run).get("family", "rcnn")
+    if family not in ("rcnn", "heatmap"):
+        raise RunError(f"{run}/run_info.json: unknown family {family!r} (rcnn or heatmap)")
+    return family
+
+
+def load_member(run: PathLike, checkpoint: str = "best", flip_tta: bool = True) -> Member:
+    """The member of a trained run folder, by ``run_info.json``'s ``family``."""
+    run = Path(run)
+    family = run_family(run)
     if family == "heatmap":
         return Member(run, family, heatmap_member(run, checkpoint, flip_tta), True, run.name)
-    if family != "rcnn":
-        raise RunError(f"{run}/run_info.json: unknown family {family!r} (rcnn or heatmap)")
     return Member(run, family, RcnnMember(run, checkpoint, flip_tta), False, run.name)
 
 
@@ -133,6 +162,23 @@ def _batches(frames, size: int):
             batch = []
     if batch:
         yield batch
+
+
+def _predict_in_boxes(member: Member, src, boxes, scores, batch_size: int, what: str,
+                      progress: bool) -> FramesInstances:  # fmt: skip
+    """A boxes member over the frames again (decoded a second time, not kept in memory)."""
+    n = len(boxes)
+    preds: FramesInstances = []
+    bar = tqdm(total=n, desc=f"predict video ({what})", unit="frame", disable=not progress)
+    for batch in _batches(src, batch_size):
+        t = len(preds)
+        if t >= n:
+            break
+        batch = batch[: n - t]
+        preds.extend(member.predict(batch, boxes[t : t + len(batch)], scores[t : t + len(batch)]))
+        bar.update(len(batch))
+    bar.close()
+    return preds + [[] for _ in range(n - len(preds))]  # frames a second decode did not give
 
 
 def fuse_members(
@@ -227,10 +273,13 @@ def predict_video(
     if members is None:
         if not runs:
             raise RunError("give at least one trained run with --runs")
+        if "rcnn" not in [run_family(r) for r in runs]:  # before any model is loaded
+            raise RunError(NEEDS_RCNN)
         members = [load_member(r, checkpoint, flip_tta) for r in runs]
     box_free = [m for m in members if not m.needs_boxes]
+    boxed = [m for m in members if m.needs_boxes]
     if not box_free:
-        raise RunError("a heatmap member takes its boxes from an R-CNN member: add an R-CNN run")
+        raise RunError(NEEDS_RCNN)
     reference = box_free[0]
     out_dir = Path(out_dir)
 
@@ -250,8 +299,13 @@ def predict_video(
         raise VideoError(f"{src.path}: no frame could be decoded; check the file")
     ref_inst = per_member[id(reference)]
     chosen = select_track(ref_inst, rule, src.width, src.height)
-    # Heatmap members (boxes from the reference's chosen person) would run here: see heatmap_member.
     others = [per_member[id(m)] for m in box_free[1:]]
+    if boxed:  # a second pass over the frames: the followed person's box of every frame is known
+        boxes = [None if c is None else ref_inst[t][c]["box"] for t, c in enumerate(chosen)]
+        scores = [0.0 if c is None else ref_inst[t][c]["score"] for t, c in enumerate(chosen)]
+        for m in boxed:
+            others.append(_predict_in_boxes(m, src, boxes, scores, batch_size,
+                                            f"{m.label}, boxes of {reference.label}", progress))
     fused = fuse_members(ref_inst, chosen, others)
     predict_s = time.perf_counter() - t0
     raw = fused["keypoints"].copy()

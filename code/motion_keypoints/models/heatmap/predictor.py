@@ -225,3 +225,75 @@ def predict_run(
 
 
 __all__ = ["fallback_boxes", "load_boxes", "predict_run"]
+
+
+# ------------------------------------------------------------------ in-memory frames (video)
+def load_heatmap_model(run, checkpoint: str = "best", opts: Sequence[str] = ()):
+    """``(cfg, model)`` of a trained heatmap run folder, as :func:`predict_run` loads it
+    (:func:`~motion_keypoints.models.rcnn.predictor.load_run_config`, ``build_model``, eval mode,
+    weights loaded). A user's mistake (no run, no checkpoint...) is a one-line ``RunError``."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from . import meta_arch  # noqa: F401  (registers TopDownHeatmap)
+
+    cfg = load_run_config(Path(run), checkpoint, opts)
+    model = build_model(cfg)
+    model.eval()
+    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    return cfg, model
+
+
+def predict_boxes(
+    cfg, model, frames: Sequence[np.ndarray], boxes: Sequence[Optional[Sequence[float]]],
+    flip_tta: bool = False, box_scores: Optional[Sequence[float]] = None,
+) -> List[Optional[dict]]:
+    """One person per in-memory frame (HxWx3 uint8 **BGR**, as the video reader gives), inside
+    the given person box (continuous coordinates, e.g. a Keypoint R-CNN detection; None: no
+    person, no prediction), all crops in one batch.
+
+    Returns per frame ``None`` (no box) or the person dict of the R-CNN side
+    (:func:`motion_keypoints.models.rcnn.predictor.instances_to_dicts`): ``keypoints`` (K, 2) in
+    the kit's pixel-index coordinates (the crop's inverse affine maps heatmap peaks to pixel-index
+    image coordinates, :meth:`TopDownHeatmap.predict_crops`), ``keypoint_scores`` (K,) heatmap
+    maxima, ``box`` (4,) the given box, ``score`` (``box_scores`` or 1). ``flip_tta`` averages
+    with the mirrored crop's heatmaps (flipped back with the left/right map, ``codec.flip_heatmaps``)
+    exactly as ``MODEL.HEATMAP.FLIP_TEST`` does. ``model``: :func:`load_heatmap_model`."""
+    from .data import crop_person, input_size_of
+
+    if len(frames) != len(boxes):
+        raise ValueError(f"{len(frames)} frames but {len(boxes)} boxes")
+    input_size = input_size_of(cfg)
+    udp, margin = bool(cfg.MODEL.HEATMAP.UDP), float(cfg.MODEL.HEATMAP.BOX_MARGIN)
+    idx, crops, invs, kept = [], [], [], []
+    for i, (img, box) in enumerate(zip(frames, boxes)):
+        if box is None:
+            continue
+        box = np.asarray(box, dtype=np.float64).reshape(-1)
+        if box.shape != (4,) or not np.isfinite(box).all():
+            continue
+        img = np.asarray(img)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"a frame must be HxWx3 uint8 BGR, got {img.dtype} {img.shape}")
+        crop, m_inv = crop_person(img, box, input_size, margin, udp)
+        crops.append(torch.as_tensor(np.ascontiguousarray(crop.transpose(2, 0, 1))))
+        invs.append(m_inv)
+        idx.append(i)
+        kept.append(box)
+    out: List[Optional[dict]] = [None] * len(frames)
+    if not idx:
+        return out
+    with torch.inference_mode():
+        res = model.predict_crops(torch.stack(crops), np.stack(invs), flip=flip_tta)
+    kps = res["flip"] if flip_tta else res["plain"]
+    for j, i in enumerate(idx):
+        out[i] = {
+            "keypoints": np.asarray(kps[j, :, :2], dtype=np.float64),
+            "keypoint_scores": np.asarray(kps[j, :, 2], dtype=np.float64),
+            "box": kept[j],
+            "score": 1.0 if box_scores is None else float(box_scores[i]),
+        }
+    return out
+
+
+__all__ += ["load_heatmap_model", "predict_boxes"]
