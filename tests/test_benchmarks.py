@@ -22,7 +22,7 @@ def run_benchmark(name: str, *args: str) -> str:
     return proc.stdout
 
 
-@pytest.mark.parametrize("name", ["train_step.py", "predict.py"])
+@pytest.mark.parametrize("name", ["train_step.py", "predict.py", "two_stage.py"])
 def test_help(name):
     out = run_benchmark(name, "--help")
     assert "--quick" in out and "--device" in out
@@ -49,6 +49,20 @@ def test_predict_quick():
     assert sanity, out
     same, total, gap = int(sanity.group(1)), int(sanity.group(2)), float(sanity.group(3))
     assert total == 8 and same >= total // 2 and gap < 1.0, out
+
+
+def test_two_stage_quick():
+    out = run_benchmark("two_stage.py", "--quick")
+    assert re.search(r"^r-cnn alone .*: +\d+\.\d+ images/s", out, re.M), out
+    assert re.search(r"^two-stage .*: +\d+\.\d+ images/s", out, re.M), out
+    assert re.search(r"^ratio two-stage/r-cnn images/s: \d+\.\d{2}x ", out, re.M), out
+    assert re.search(r"^second stage alone .*: \d+ ms per image", out, re.M), out
+    # every image gets a pose from the heatmap stage, cropped on the R-CNN's own box
+    sanity = re.search(r"^sanity: two-stage poses with finite keypoints (\d+)/(\d+); on the "
+                       r"R-CNN's box (\d+)/(\d+)", out, re.M)
+    assert sanity, out
+    finite, total, same, found = map(int, sanity.groups())
+    assert total == 8 and finite == total and same == found, out
 
 
 def test_bad_overrides_are_refused():
