@@ -28,13 +28,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from _common import load_note
+from _common import load_note, paired_rounds
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "tiny-cpu.yaml"
@@ -180,20 +179,10 @@ def main(argv=None) -> int:
         warm = files[: args.batch_size]
         for fn in paths.values():
             fn(cfg, warm, args)
-        speed = {name: [] for name in paths}
-        ratios, results = [], {}
-        for r in range(args.rounds):
-            order = list(paths) if r % 2 == 0 else list(reversed(paths))
-            for name in order:
-                start = time.perf_counter()
-                results[name] = paths[name](cfg, files, args)
-                speed[name].append(len(files) / (time.perf_counter() - start))
-            ratios.append(speed["kit"][-1] / speed["reference"][-1])
-            print(
-                f"round {r + 1}/{args.rounds}: kit {speed['kit'][-1]:.2f} img/s, "
-                f"reference {speed['reference'][-1]:.2f} img/s, ratio {ratios[-1]:.2f}",
-                flush=True,
-            )
+        speed, ratios, results = paired_rounds(
+            {n: (lambda fs, fn=fn: fn(cfg, fs, args)) for n, fn in paths.items()},
+            files, args.rounds, "reference", "kit",
+        )
     kit_s, ref_s, ratio = (statistics.median(x) for x in (speed["kit"], speed["reference"], ratios))
     print(compare(results["kit"], results["reference"]))
     print(f"kit predict_images:          {kit_s:.2f} images/s (median of rounds)")

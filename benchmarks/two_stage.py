@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import load_note
+from _common import load_note, paired_rounds
 
 ROOT = Path(__file__).resolve().parent.parent
 RCNN_CONFIG = ROOT / "configs" / "tiny-cpu.yaml"
@@ -182,20 +182,7 @@ def main(argv=None) -> int:
         for fn in paths.values():
             fn(files[: args.batch_size])
         SECOND_STAGE.clear()
-        speed = {name: [] for name in paths}
-        ratios, results = [], {}
-        for r in range(args.rounds):
-            order = list(paths) if r % 2 == 0 else list(reversed(paths))
-            for name in order:
-                start = time.perf_counter()
-                results[name] = paths[name](files)
-                speed[name].append(len(files) / (time.perf_counter() - start))
-            ratios.append(speed["two-stage"][-1] / speed["r-cnn"][-1])
-            print(
-                f"round {r + 1}/{args.rounds}: r-cnn {speed['r-cnn'][-1]:.2f} img/s, "
-                f"two-stage {speed['two-stage'][-1]:.2f} img/s, ratio {ratios[-1]:.2f}",
-                flush=True,
-            )
+        speed, ratios, results = paired_rounds(paths, files, args.rounds, "r-cnn", "two-stage")
     rcnn_s, two_s, ratio = (statistics.median(x) for x in (speed["r-cnn"], speed["two-stage"], ratios))
     print(sanity(results["r-cnn"], results["two-stage"]))
     print(f"r-cnn alone (predict_images):  {rcnn_s:.2f} images/s (median of rounds)")
