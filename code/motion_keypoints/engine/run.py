@@ -75,7 +75,8 @@ def run_split(cfg, train_df=None):
 
     df = validated_train_df(cfg) if train_df is None else train_df
     try:
-        return split_images(list(df["image"]), float(cfg.DATA.VAL_FRACTION), cfg.DATA.SPLIT_SEED)
+        return split_images(list(df["image"]), float(cfg.DATA.VAL_FRACTION), cfg.DATA.SPLIT_SEED,
+                            stratify=str(cfg.DATA.get("SPLIT_STRATIFY", "none")))
     except ValueError as exc:
         raise SetupError(f"{cfg.DATA.ROOT}: DATA.VAL_FRACTION {cfg.DATA.VAL_FRACTION}: {exc} "
                          "(train without validation with DATA.VAL_FRACTION 0)") from None

@@ -84,6 +84,10 @@ def add_kit_config(cfg) -> None:
     _C.DATA.VAL_FRACTION = 0.1
     # Seed of the validation split: runs with the same seed and data share the same split.
     _C.DATA.SPLIT_SEED = 0
+    # "none": validation groups drawn from all images; "camera": drawn per camera (subject +
+    # camera, as the 2nd-place solution), from every camera with two or more groups, never a
+    # camera's last group, so that no viewpoint is left out of training.
+    _C.DATA.SPLIT_STRATIFY = "none"
     # Box around the keypoints: their extent grown by this fraction on each side.
     _C.DATA.BBOX_MARGIN = 0.1
     # Decode every image when validating the data folder before training (catches corrupt JPEGs).
@@ -134,6 +138,9 @@ def check_config(cfg) -> None:
         problems.append("MODEL.KEYPOINT_ON is False: the kit trains Keypoint R-CNN models")
     if not 0.0 <= cfg.DATA.VAL_FRACTION < 1.0:
         problems.append(f"DATA.VAL_FRACTION must be in [0, 1), got {cfg.DATA.VAL_FRACTION}")
+    if cfg.DATA.SPLIT_STRATIFY not in ("none", "camera"):
+        problems.append(f"DATA.SPLIT_STRATIFY must be \"none\" or \"camera\", got "
+                        f"{cfg.DATA.SPLIT_STRATIFY!r}")
     if problems:
         raise ConfigError("config problems:\n  " + "\n  ".join(problems))
 

@@ -166,4 +166,10 @@ def register_run_datasets(cfg) -> RunData:
         len(train_dicts), f" from set {cfg.DATA.AUG_SET!r}" if cfg.DATA.AUG_SET else "",
         len(val_dicts), n_dropped,
     )
+    if split.val:
+        logger.info("split: validation %.1f %% of the original frames (%.1f %% asked, stratify %s); "
+                    "%s", 100 * split.val_share, 100 * split.val_fraction, split.stratify,
+                    split.cameras_line())
+    if split.warning():
+        logger.warning(split.warning())
     return RunData(train_name, val_name, len(train_dicts), len(val_dicts), n_dropped)
