@@ -60,8 +60,14 @@ def test_kit_lines_are_plain_and_libraries_log_only_to_the_run_file(tmp_path):
 
 def test_evaluation_summary_is_one_line():
     res = {"keypoints_rmse": {"rmse": 12.345, "detection_rate": 0.5}, "keypoints": {"AP": 31.07}}
+    # COCO AP with the kit's OKS sigmas of 1.0 says nothing: it stays off the console (issue 19)
     assert evaluation_summary(6, res) == (
-        "evaluation at iteration 6: validation RMSE 12.35 px, detected 50.0 %, keypoint AP 31.1")
+        "evaluation at iteration 6: validation RMSE 12.35 px, detected 50.0 %")
+    res["keypoints_rmse"].update(mean_pose_rmse=40.0, rmse_ratio=12.345 / 40, pck10=0.875,
+                                 **{"rmse_camera/A": 10.0, "rmse_camera/B": 14.5})
+    assert evaluation_summary(6, res) == (
+        "evaluation at iteration 6: validation RMSE 12.35 px (mean pose 40.00 px, ratio 0.31), "
+        "PCK@0.1 87.5 %, detected 50.0 %, per camera A 10.00, B 14.50")
     assert evaluation_summary(None, {}) == "evaluation: no results"
 
 

@@ -74,6 +74,13 @@ def test_rmse_evaluator_scores_detections_and_fills_misses_with_the_mean_pose(tm
     assert res["rmse_detected"] == pytest.approx(np.sqrt(9 / 2))
     assert res["detection_rate"] == 0.5 and res["missed"] == 1.0
     assert res[f"rmse/{KEYPOINT_NAMES[0]}"] == pytest.approx(expected)
+    # the mean pose on the same images, beside it: (50, 100) against both truths
+    t = np.array(truth)
+    base = np.sqrt(((50 - t[..., 0]) ** 2 + (100 - t[..., 1]) ** 2).sum() / (2 * K * 2))
+    assert res["mean_pose_rmse"] == pytest.approx(base)
+    assert res["rmse_ratio"] == pytest.approx(expected / base)
+    assert 0 <= res["pck10"] <= 1 and f"pck05/{KEYPOINT_NAMES[0]}" in res
+    assert res["rmse_camera/-"] == pytest.approx(expected)  # names without a camera
     saved = json.loads((tmp_path / "keypoints_rmse.json").read_text())
     assert saved["missed_images"] == ["1"]
 

@@ -4,6 +4,7 @@ text tables the commands print. The command line is :mod:`motion_keypoints.cli.e
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -48,12 +49,89 @@ def truth_for(images: Sequence[str], truth_csv: PathLike, df=None) -> np.ndarray
     return keypoints_array(df)[[pos[i] for i in images]]
 
 
-def evaluate_files(pred: PathLike, truth: PathLike, skip_missing: bool = False) -> dict:
-    """RMSE overall and per keypoint of a predictions/submission CSV against a labels CSV.
+def image_sizes(data_root: PathLike, images: Sequence[str]) -> np.ndarray | None:
+    """``(N, 2)`` (width, height) of ``images`` found in the data root's train or test images;
+    None when one is not there."""
+    paths = DataPaths.from_root(data_root)
+    out = []
+    for img in images:
+        for folder in (paths.train_images, paths.test_images):
+            if (folder / img).is_file():
+                out.append(image_size(folder / img))
+                break
+        else:
+            return None
+    return np.asarray(out, dtype=float)
+
+
+def mean_pose_for(data_root: PathLike, images: Sequence[str], sizes) -> np.ndarray:
+    """The mean-pose baseline ``(N, K, 2)`` on ``images`` of ``sizes``: the kit's one mean pose
+    (:func:`training_mean_pose`) of the training rows other than ``images``, scaled into each
+    image. On a run's validation frames that is its split's training rows."""
+    return metrics.scale_pose(training_mean_pose(data_root, exclude=images), sizes)
+
+
+def score_arrays(pred, truth, baseline, images: Sequence[str]) -> dict:
+    """Everything the kit reports of predictions ``(N, K, 2)`` against ``truth``: RMSE overall,
+    per keypoint and per camera, PCK@0.05 and PCK@0.1 per keypoint, and the same RMSEs of the
+    mean-pose ``baseline`` (None: not available) with the ratio to it."""
+    from ..data.split import camera_of
+
+    cams = [camera_of(i) for i in images]
+    res = {
+        "images": len(images),
+        "rmse": metrics.rmse(pred, truth),
+        "per_keypoint": metrics.per_keypoint_rmse(pred, truth),
+        "per_camera": metrics.group_rmse(pred, truth, cams),
+        "pck05": metrics.pck(pred, truth, 0.05),
+        "pck10": metrics.pck(pred, truth, 0.1),
+        "mean_pose_rmse": None, "mean_pose_per_keypoint": None, "mean_pose_per_camera": None,
+    }
+    if baseline is not None:
+        res["mean_pose_rmse"] = metrics.rmse(baseline, truth)
+        res["mean_pose_per_keypoint"] = metrics.per_keypoint_rmse(baseline, truth)
+        res["mean_pose_per_camera"] = metrics.group_rmse(baseline, truth, cams)
+    res["ratio"] = metrics.ratio_to(res["rmse"], res["mean_pose_rmse"])
+    return res
+
+
+def baseline_line(rmse: float, mean_pose_rmse: float | None, what: str = "RMSE") -> str:
+    """``RMSE 12.300 px; mean pose 40.100 px on the same images (ratio 0.31)``."""
+    if mean_pose_rmse is None:
+        return f"{what} {rmse:.3f} px; mean pose: not computed"
+    ratio = metrics.ratio_to(rmse, mean_pose_rmse)
+    verdict = "" if ratio < 1 else ": no better than predicting the mean pose"
+    return (f"{what} {rmse:.3f} px; mean pose (average training pose) {mean_pose_rmse:.3f} px "
+            f"on the same images (ratio {ratio:.2f}{verdict})")
+
+
+def keypoint_table(res: dict) -> str:
+    """Per keypoint: PCK@0.05, PCK@0.1 (%), mean-pose RMSE and RMSE; then the overall RMSE."""
+    base = res.get("mean_pose_per_keypoint") or {}
+    rows = [(n, 100 * res["pck05"][n], 100 * res["pck10"][n], base.get(n), v)
+            for n, v in res["per_keypoint"].items()]
+    rows.append(("overall", "", "", "", res["rmse"]))
+    return format_table(("keypoint", "PCK@0.05 %", "PCK@0.1 %", "mean pose", "RMSE (px)"), rows)
+
+
+def camera_table(res: dict) -> str:
+    """Per camera: images' RMSE, the mean pose's and the ratio."""
+    base = res.get("mean_pose_per_camera") or {}
+    rows = [(f"camera {c}", base.get(c), metrics.ratio_to(v, base.get(c)), v)
+            for c, v in res["per_camera"].items()]
+    return format_table(("camera", "mean pose", "ratio", "RMSE (px)"), rows)
+
+
+def evaluate_files(pred: PathLike, truth: PathLike, skip_missing: bool = False,
+                   data_root: PathLike | None = None) -> dict:
+    """RMSE overall and per keypoint of a predictions/submission CSV against a labels CSV, with
+    PCK and per-camera RMSE and the mean-pose baseline (:func:`score_arrays`).
 
     The prediction file needs ``image`` and the coordinate columns (others are ignored). Rows
     without a prediction (NaN) raise DataError unless ``skip_missing``, which leaves them out and
-    counts them.
+    counts them. The baseline needs ``data_root`` (default: the folder of ``truth`` when it holds
+    ``train_df.csv``) and the images' sizes (its image folders); without them ``mean_pose_rmse``
+    is None and ``baseline_note`` says why.
     """
     images, lines, values = read_numeric_csv(pred, COORD_COLUMNS)
     coords = values.reshape(len(images), len(KEYPOINT_NAMES), 2)
@@ -69,12 +147,20 @@ def evaluate_files(pred: PathLike, truth: PathLike, skip_missing: bool = False) 
         raise DataError([Problem(str(pred), None, None, "no image with a prediction to evaluate")])
     kept = [img for img, good in zip(images, ok) if good]
     true = truth_for(kept, truth)
-    return {
-        "images": len(kept),
-        "skipped": [img for img, good in zip(images, ok) if not good],
-        "rmse": metrics.rmse(coords[ok], true),
-        "per_keypoint": metrics.per_keypoint_rmse(coords[ok], true),
-    }
+    root = Path(data_root) if data_root is not None else Path(truth).parent
+    baseline, note = None, None
+    if not DataPaths.from_root(root).train_csv.is_file():
+        note = f"no {DataPaths.from_root(root).train_csv} to take the mean pose from (pass --data-root)"
+    else:
+        sizes = image_sizes(root, kept)
+        if sizes is None:
+            note = f"the images are not under {root}/images (pass --data-root)"
+        else:
+            baseline = mean_pose_for(root, kept, sizes)
+    res = score_arrays(coords[ok], true, baseline, kept)
+    res.update(skipped=[img for img, good in zip(images, ok) if not good], baseline_note=note,
+               images_list=kept, pred=coords[ok], truth=true, baseline=baseline)
+    return res
 
 
 def short_list(items: Sequence[str], limit: int = 5) -> str:

@@ -60,3 +60,46 @@ def mean_pose_baseline(train_kps, sizes_train, sizes_eval) -> np.ndarray:
     ``sizes_*`` are ``(N, 2)`` arrays of (width, height). Returns ``(N_eval, K, 2)``.
     """
     return scale_pose(mean_relative_pose(train_kps, sizes_train), sizes_eval)
+
+
+def ratio_to(value, baseline) -> float:
+    """``value / baseline`` (the mean-pose ratio: below 1 is better than the mean pose); NaN when
+    either is missing or the baseline is 0."""
+    if value is None or baseline is None:
+        return float("nan")
+    value, baseline = float(value), float(baseline)
+    if not (np.isfinite(value) and np.isfinite(baseline)) or baseline <= 0:
+        return float("nan")
+    return value / baseline
+
+
+def box_size(truth) -> np.ndarray:
+    """Size of each person ``(N,)``: the longer side of the box around its true keypoints ``(N, K,
+    2)`` (the reference length of :func:`pck`)."""
+    t = np.asarray(truth, float)
+    extent = np.nanmax(t, axis=1) - np.nanmin(t, axis=1)
+    return extent.max(axis=1)
+
+
+def pck(pred, truth, alpha: float, names: Sequence[str] = KEYPOINT_NAMES) -> Dict[str, float]:
+    """Percentage of correct keypoints per keypoint: the share of images (0..1) where the
+    predicted keypoint lies within ``alpha`` × the person's box size (:func:`box_size`) of the
+    truth. PCK@0.05 and PCK@0.1 are what a pose user reads beside the RMSE."""
+    pred, truth = np.asarray(pred, float), np.asarray(truth, float)
+    _check(pred, truth)
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive; got {alpha}")
+    dist = np.linalg.norm(pred - truth, axis=-1)
+    ok = dist <= alpha * box_size(truth)[:, None]
+    return {n: float(v) for n, v in zip(names, ok.mean(axis=0))}
+
+
+def group_rmse(pred, truth, groups: Sequence[str]) -> Dict[str, float]:
+    """RMSE of the images of each group (e.g. camera) ``{group: rmse}`` in sorted group order;
+    ``groups`` names the group of each image."""
+    pred, truth = np.asarray(pred, float), np.asarray(truth, float)
+    _check(pred, truth)
+    g = np.asarray(list(groups), dtype=object)
+    if len(g) != len(pred):
+        raise ValueError(f"{len(g)} group names for {len(pred)} images")
+    return {str(k): rmse(pred[g == k], truth[g == k]) for k in sorted(set(g.tolist()))}

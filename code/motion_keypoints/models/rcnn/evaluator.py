@@ -3,7 +3,9 @@
 The model's top-scoring person per image is compared with the labels: RMSE over all coordinates
 (images where nobody was detected are filled with the mean training pose,
 :func:`motion_keypoints.evaluation.evaluate.training_mean_pose`, and counted), RMSE over
-detected images only, per-keypoint RMSE and the detection rate.
+detected images only, per-keypoint RMSE and the detection rate; beside them the RMSE of the mean
+pose itself on the same images (``mean_pose_rmse``) and the ratio to it, PCK@0.05 and PCK@0.1 of
+the box size (overall and per keypoint) and the RMSE per camera (``rmse_camera/<camera>``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from detectron2.data import DatasetCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ...evaluation.metrics import per_keypoint_rmse, rmse, scale_pose
+from ...data.split import camera_of
+from ...evaluation.metrics import group_rmse, pck, per_keypoint_rmse, ratio_to, rmse, scale_pose
 from ...geometry import from_continuous
 from ...meta import KEYPOINT_NAMES
 from ...utils import atomic_write_text
@@ -67,6 +70,7 @@ class KeypointRMSEEvaluator(DatasetEvaluator):
         self._ids = tuple(d["image_id"] for d in dicts)
         self._truth = _read_only(dicts_keypoints(dicts)) if dicts else _read_only(np.zeros((0, 0, 2)))
         self._sizes = _read_only(np.array([[d["width"], d["height"]] for d in dicts], float))
+        self._cameras = tuple(camera_of(os.path.basename(str(d.get("file_name", "")))) for d in dicts)
         self._mean_rel_pose = _read_only(mean_rel_pose)
         self._output_dir = output_dir
         self._predictions: Dict = {}
@@ -98,8 +102,17 @@ class KeypointRMSEEvaluator(DatasetEvaluator):
         res["rmse_detected"] = rmse(pred[detected], truth[detected]) if detected.any() else float("nan")
         res["detection_rate"] = float(detected.mean()) if len(ids) else float("nan")
         res["missed"] = float(len(missing))
+        res["mean_pose_rmse"] = rmse(fallback, truth)
+        res["rmse_ratio"] = ratio_to(res["rmse"], res["mean_pose_rmse"])
+        pck05, pck10 = pck(pred, truth, 0.05, KEYPOINT_NAMES), pck(pred, truth, 0.1, KEYPOINT_NAMES)
+        res["pck05"] = float(np.mean(list(pck05.values())))
+        res["pck10"] = float(np.mean(list(pck10.values())))
         for name, v in per_keypoint_rmse(pred, truth, KEYPOINT_NAMES).items():
             res[f"rmse/{name}"] = v
+        for name in KEYPOINT_NAMES:
+            res[f"pck05/{name}"], res[f"pck10/{name}"] = pck05[name], pck10[name]
+        for cam, v in group_rmse(pred, truth, self._cameras).items():
+            res[f"rmse_camera/{cam}"] = v
         if self._output_dir:
             os.makedirs(self._output_dir, exist_ok=True)
             atomic_write_text(
