@@ -9,9 +9,11 @@ notebook or detectron2's own tools need no import from the kit):
 2. builds no extension module (Keypoint R-CNN needs none of the C++ ops: ROIAlign and NMS come
    from torchvision) and adds a placeholder ``detectron2/_C.py`` that answers the questions
    ``collect_env_info()`` asks (the fast COCO evaluator is not available: ``use_fast_impl=False``);
-3. source patches for today's Pillow, NumPy, Python and torch (``PATCHES`` below, each with the
-   reason). Every patch must match exactly once, or the build stops: a different sdist is never
-   patched blindly.
+3. source patches for today's Pillow, NumPy, Python and torch, and for multi-process training on
+   CPU: ``launch(..., backend="GLOO")`` spawns CPU worker processes joined by gloo, as D2Go's
+   launcher does (its default ``backend="NCCL"`` is v0.6's launcher unchanged), and DDP of a
+   CPU model gets no ``device_ids`` (``PATCHES`` below, each with the reason). Every patch must
+   match exactly once, or the build stops: a different sdist is never patched blindly.
 
 Usage: python scripts/patch_detectron2.py SOURCE_DIR
 """
@@ -119,6 +121,70 @@ PATCHES = [
         "a list of ndarrays -> tensor is very slow and warns ('Creating a tensor from a list of "
         "numpy.ndarrays')",
     ),
+    # Multi-process training on CPU (gloo), as D2Go's launcher does. launch() gets a ``backend``
+    # argument; its default, "NCCL", is v0.6's behaviour unchanged (CUDA runs as before).
+    (
+        "detectron2/engine/launch.py",
+        "    args=(),\n    timeout=DEFAULT_TIMEOUT,\n):\n",
+        "    args=(),\n    timeout=DEFAULT_TIMEOUT,\n    backend=\"NCCL\",\n):\n",
+        "launch() asserted CUDA: a backend argument, \"GLOO\" runs CPU worker processes",
+    ),
+    (
+        "detectron2/engine/launch.py",
+        "        args (tuple): arguments passed to main_func\n",
+        "        args (tuple): arguments passed to main_func\n"
+        "        backend (str): \"NCCL\" (default): one process per GPU; \"GLOO\": CPU processes\n"
+        "            (``num_gpus_per_machine`` of them per machine, no GPU used)\n",
+        "... documented",
+    ),
+    (
+        "detectron2/engine/launch.py",
+        "                args,\n                timeout,\n            ),\n",
+        "                args,\n                timeout,\n                backend,\n            ),\n",
+        "... passed to the workers",
+    ),
+    (
+        "detectron2/engine/launch.py",
+        "    args,\n    timeout=DEFAULT_TIMEOUT,\n):\n"
+        "    assert torch.cuda.is_available(), \"cuda is not available. Please check your installation.\"\n",
+        "    args,\n    timeout=DEFAULT_TIMEOUT,\n    backend=\"NCCL\",\n):\n"
+        "    cuda = backend.upper() == \"NCCL\"\n"
+        "    if cuda:\n"
+        "        assert torch.cuda.is_available(), \"cuda is not available. Please check your installation.\"\n"
+        "    else:  # the machine's cores shared by its CPU processes (torchrun sets OMP_NUM_THREADS=1)\n"
+        "        import os\n\n"
+        "        torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_gpus_per_machine))\n",
+        "... a GLOO worker needs no CUDA and does not oversubscribe the cores",
+    ),
+    (
+        "detectron2/engine/launch.py",
+        '            backend="NCCL",\n            init_method=dist_url,',
+        "            backend=backend,\n            init_method=dist_url,",
+        "... the process group of the asked backend",
+    ),
+    (
+        "detectron2/engine/launch.py",
+        "    assert num_gpus_per_machine <= torch.cuda.device_count()\n"
+        "    torch.cuda.set_device(local_rank)\n",
+        "    if cuda:\n"
+        "        assert num_gpus_per_machine <= torch.cuda.device_count()\n"
+        "        torch.cuda.set_device(local_rank)\n",
+        "... and selects no GPU",
+    ),
+    (
+        "detectron2/engine/defaults.py",
+        "    if \"device_ids\" not in kwargs:\n        kwargs[\"device_ids\"] = [comm.get_local_rank()]\n",
+        "    if \"device_ids\" not in kwargs and any(p.is_cuda for p in model.parameters()):\n"
+        "        kwargs[\"device_ids\"] = [comm.get_local_rank()]\n",
+        "DistributedDataParallel refuses device_ids for a CPU model (a GLOO run's DefaultTrainer)",
+    ),
+    (
+        "detectron2/utils/comm.py",
+        "    storage = torch.ByteStorage.from_buffer(buffer)\n"
+        "    tensor = torch.ByteTensor(storage).to(device=device)\n",
+        "    tensor = torch.frombuffer(bytearray(buffer), dtype=torch.uint8).to(device=device)\n",
+        "TypedStorage is deprecated: every gather of a multi-process run warned",
+    ),
 ]
 
 #: NumPy >= 1.24 removed these aliases of the builtins (used by some evaluators).
@@ -166,7 +232,7 @@ def main(src: Path) -> None:
     n = len(list(top.rglob("*.yaml")))
     print(
         f"[setup] patched {src.name}: no C++ extension, {n} model-zoo YAMLs packaged, "
-        f"{n_patched} source patches for today's Pillow/NumPy/Python/torch"
+        f"{n_patched} source patches (today's Pillow/NumPy/Python/torch, CPU multi-process)"
     )
 
 
