@@ -23,6 +23,12 @@ named. Missing values are never written as zeros.
 **Same person** (:func:`align_by_boxes`): before fusing, a member whose person box does not
 overlap the consensus box of the image (IoU < ``min_iou``) is on another person (a bystander); it
 is left out on that image like a missing detection, filled from the others and counted.
+
+**Left/right consistency** (:func:`align_left_right`): before fusing, each member's pose is
+compared with the consensus pose with and without exchanging its left and right keypoints (the
+flip map of :mod:`motion_keypoints.meta`); where the exchanged pose is closer by a clear margin it
+is put on the consensus side. Averaging a mirrored member with a correct one pulls both wrists
+into the body; this undoes it. The exchanges are counted per member.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..geometry import box_iou
+from ..meta import FLIP_INDEX
 
 METHODS: Tuple[str, ...] = ("mean", "median", "weighted", "robust")
 
@@ -144,6 +151,61 @@ def align_by_boxes(boxes, present, min_iou: float = 0.3, reference: str = "media
         if same.any():
             out[idx[~same], i] = False
     return out
+
+
+#: Exchange left and right only where that brings the pose this much closer (relative).
+LR_MARGIN = 0.25
+
+
+def _pose_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """RMS distance over the keypoints present in both: ``(..., K, 2)`` -> ``(...)`` (NaN where
+    none)."""
+    d2 = np.sum((a - b) ** 2, axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.sqrt(np.nanmean(d2, axis=-1))
+
+
+def align_left_right(coords, flip_index: Sequence[int] = FLIP_INDEX, margin: float = LR_MARGIN,
+                     anchor: int | None = None, rounds: int = 2) -> Tuple[np.ndarray, np.ndarray]:
+    """Members' poses ``(M, N, K, 2)`` (NaN: missing) put on the consensus's left/right side:
+    ``(aligned coords, exchanged (M, N) bool)``.
+
+    The consensus of an image is the coordinate-wise median of the present members (with
+    ``anchor``, that member's pose: with two members the median is symmetric under the exchange
+    and cannot decide, so the driver anchors on the member best on validation). A member whose pose
+    with left and right exchanged (``flip_index``: the keypoint each one becomes) is closer to
+    the consensus than ``(1 - margin)`` × its plain distance is exchanged. ``rounds`` repeats
+    this with the consensus of the aligned poses. The anchor is never exchanged.
+    """
+    c = _check_coords(coords)
+    flip = np.asarray(flip_index, dtype=int)
+    if sorted(flip.tolist()) != list(range(c.shape[2])):
+        raise ValueError(f"flip_index must be a permutation of the {c.shape[2]} keypoints")
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin must be in [0, 1); got {margin}")
+    if anchor is not None and not 0 <= anchor < c.shape[0]:
+        raise ValueError(f"anchor {anchor} is not a member index (0..{c.shape[0] - 1})")
+    swapped = np.zeros(c.shape[:2], dtype=bool)
+    mirrored = c[:, :, flip]
+    for _ in range(max(1, rounds)):
+        cur = np.where(swapped[..., None, None], mirrored, c)
+        if anchor is not None:
+            ref = cur[anchor]
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ref = np.nanmedian(cur, axis=0)
+        plain = _pose_distance(c, ref[None])
+        other = _pose_distance(mirrored, ref[None])
+        with np.errstate(invalid="ignore"):
+            new = other < (1.0 - margin) * plain
+        if anchor is not None:
+            new[anchor] = False
+        if np.array_equal(new, swapped):
+            break
+        swapped = new
+    return np.where(swapped[..., None, None], mirrored, c), swapped
 
 
 def _robust_keep(c: np.ndarray, present: np.ndarray, k: float) -> np.ndarray:
