@@ -16,6 +16,7 @@ from detectron2.config import CfgNode as _D2CfgNode
 from detectron2.config import get_cfg
 
 from ...errors import UserError
+from ...io.images import image_level
 from ...meta import DEFAULT_OKS_SIGMAS, KEYPOINT_NAMES, metadata_problems
 
 ZOO_PREFIX = "model_zoo://"
@@ -39,12 +40,26 @@ class CfgNode(_D2CfgNode):
                     f"model-zoo config {zoo_name!r} is not packaged with this detectron2; "
                     "re-run `bash scripts/setup_env.sh` (it packages the model-zoo YAMLs)"
                 ) from exc
-        return super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+        cfg = super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+        return legacy_check_images(cfg)
 
     def merge_from_list(self, cfg_list):
         """detectron2's merge_from_list that also takes an integer for a float key
-        (``DATA.VAL_FRACTION 0``), as a YAML file would."""
-        return super().merge_from_list(coerce_int_for_float(self, cfg_list))
+        (``DATA.VAL_FRACTION 0``), as a YAML file would, and true/false for DATA.CHECK_IMAGES."""
+        opts = coerce_int_for_float(self, cfg_list)
+        for i in range(0, len(opts) - 1, 2):
+            if str(opts[i]) == "DATA.CHECK_IMAGES" and str(opts[i + 1]).lower() in ("true", "false"):
+                opts[i + 1] = image_level(str(opts[i + 1]).lower() == "true")
+        return super().merge_from_list(opts)
+
+
+def legacy_check_images(cfg: dict) -> dict:
+    """``DATA.CHECK_IMAGES: true/false`` (configs and run folders written before the levels) as
+    the level it meant: ``decode`` / ``exists``."""
+    data = cfg.get("DATA") if isinstance(cfg, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("CHECK_IMAGES"), bool):
+        data["CHECK_IMAGES"] = image_level(data["CHECK_IMAGES"])
+    return cfg
 
 
 def coerce_int_for_float(cfg, opts: Sequence[str]) -> list:
@@ -90,8 +105,11 @@ def add_kit_config(cfg) -> None:
     _C.DATA.SPLIT_STRATIFY = "none"
     # Box around the keypoints: their extent grown by this fraction on each side.
     _C.DATA.BBOX_MARGIN = 0.1
-    # Decode every image when validating the data folder before training (catches corrupt JPEGs).
-    _C.DATA.CHECK_IMAGES = True
+    # How training checks the images before it starts: "header" (size and format read from each
+    # file's header; truncated JPEGs caught), "decode" (every image decoded: also catches corrupt
+    # data; slow on big folders, as check_data.py does) or "exists". true/false in configs written
+    # before the levels mean "decode"/"exists".
+    _C.DATA.CHECK_IMAGES = "header"
     # Accept keypoints more than half the image size outside their image (else an error naming
     # file, line and column; points just outside stay warnings with visibility 0).
     _C.DATA.ALLOW_FAR_POINTS = False
