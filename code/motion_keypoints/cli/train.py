@@ -8,8 +8,11 @@ MODEL.META_ARCHITECTURE).
   python code/train.py --config-file ... --eval-only       # validate model_best.pth
   python code/train.py --config-file ... --clear           # delete OUTPUT_DIR's run, train anew
 
-Before anything is written, the data folder, the augmentation set, the weights and the run folder
-are checked (a run folder holds one run: ``run.json``). The console shows a progress bar and a
+One process per run folder: training, ``--resume``, ``--clear`` and ``--eval-only`` hold a lock
+on OUTPUT_DIR (:class:`motion_keypoints.io.lock.RunLock`); a second process is refused with the
+holder's PID. Before anything is written, the data folder, the augmentation set (its
+annotations.csv against the hash its manifest recorded), the weights and the run folder are
+checked (a run folder holds one run: ``run.json``). The console shows a progress bar and a
 line per evaluation; detectron2's complete log goes to ``OUTPUT_DIR/log.txt``.
 """
 
@@ -109,18 +112,22 @@ def _main(argv: Sequence[str]) -> int:
     from detectron2.engine import launch
 
     from ..engine.run import prepare_run
+    from ..io.lock import RunLock
 
     # Everything is checked before anything is written into OUTPUT_DIR.
     cfg = _setup(args)
-    record = prepare_run(cfg, resume=args.resume, eval_only=args.eval_only, clear=args.clear)
-    launch(
-        _worker,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args, record),
-    )
+    # One process per run folder: locked before the folder is judged, written or removed, and
+    # held by this (launching) process until the run and all its workers end.
+    with RunLock(cfg.OUTPUT_DIR):
+        record = prepare_run(cfg, resume=args.resume, eval_only=args.eval_only, clear=args.clear)
+        launch(
+            _worker,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args, record),
+        )
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from ..errors import UserError
 from ..meta import FLIP_PAIRS, KEYPOINT_NAMES
 from ..utils import PathLike, atomic_write_text
+from .lock import LOCK_FILE
 
 RUN_INFO_FILE = "run_info.json"
 #: What defines the run, written at its start (:func:`run_record`).
@@ -268,7 +269,8 @@ def clear_run_folder(run_dir: PathLike) -> None:
     d = Path(run_dir)
     if not d.is_dir():
         return
-    entries = list(d.iterdir())
+    # The run's lock stays: the clearing process holds it (io/lock.py).
+    entries = [p for p in d.iterdir() if p.name != LOCK_FILE]
     is_run = (d / RUN_FILE).is_file() or any((d / n).exists() for n in RUN_MARKERS) or any(
         d.glob("*.pth")) or all(p.name == "log.txt" for p in entries)
     if entries and not is_run:
