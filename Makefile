@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LINT := $(PY) -m ruff check code tests benchmarks scripts setup.py
 
-.PHONY: demo test test-fast lint env constraints
+.PHONY: demo demo-long test test-fast lint env constraints
 
 env:
 	bash scripts/setup_env.sh
@@ -11,6 +11,10 @@ env:
 # Main job on the embedded default: synthetic data -> ... -> submissions/submission.csv
 demo: env
 	$(PY) code/demo.py $(DEMO_ARGS)
+
+# The same with longer trainings (a better model): code/demo.py --long.
+demo-long: env
+	$(PY) code/demo.py --long $(DEMO_ARGS)
 
 # Linter + the whole test suite (slow learning tests included): what CI runs.
 test: env

@@ -1,22 +1,31 @@
 """The whole pipeline in one command, on the kit's synthetic data (``make demo``).
 
-Each stage runs the user command (``python -m motion_keypoints.cli.<stage> ...``, what
-``python code/<stage>.py`` runs) in a subprocess from the current folder, so the demo exercises
-exactly the README's real workflow: synthetic data -> check -> augmentation
-sets -> one tiny-cpu Keypoint R-CNN per set -> prediction with flip TTA -> one tiny HRNet heatmap
-model (configs/tiny-hrnet.yaml) on the first set, predicting on the first R-CNN's person boxes
-(``--boxes-from``) -> ensemble of both families -> submission.csv.
+The demo is a list of stages (:func:`demo_stages`), each one user command with its arguments,
+exactly what ``python code/<command>.py ARGS`` runs: synthetic data -> data check -> two
+augmentation sets -> per set, both model families (a tiny-cpu Keypoint R-CNN, then a tiny HRNet
+predicting on that R-CNN's person boxes), each predicted with flip TTA -> the ensemble of all
+models on the validation images (the RMSE table) and on the test images (the submission, its
+pictures) -> the submission checked. Trainings run in their own process (one run folder, one
+log); the other stages run in this process. On a terminal each stage shows one moving progress
+bar; otherwise (a pipe, a log file) the bars' redraws are dropped and only plain lines remain.
+The closing summary gives each stage's time, the validation RMSE table beside the mean-pose
+baseline, and where the files are. ``--long`` trains on more data for longer (a better model).
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
+import importlib
+import io
 import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 from ..errors import UserError
 from ._run import run_command
@@ -26,130 +35,264 @@ class StageError(UserError, RuntimeError):
     pass
 
 
-def _run(stage: str, args: List[str], log: Path) -> float:
-    """Run ``python -m motion_keypoints.cli.<stage> args`` (= ``python code/<stage>.py args``) in
-    the current folder; its output goes to the terminal and to ``log``."""
-    cmd = [sys.executable, "-m", f"motion_keypoints.cli.{stage}", *args]
-    print(f"\n==> {stage}: python code/{stage}.py {shlex.join(args)}", flush=True)
+@dataclass(frozen=True)
+class Family:
+    """One model family of the demo: its run-folder prefix, config, iterations and whether it
+    predicts on the boxes of the set's R-CNN run (top-down heatmap models need person boxes)."""
+
+    prefix: str
+    config: str
+    iters: int
+    on_rcnn_boxes: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the demo trains on and for how long (``--long``: a better model, several times longer)."""
+
+    n_train: int
+    n_test: int
+    rcnn_iters: int
+    heatmap_iters: int
+
+
+#: The default demo (minutes on 2 CPU cores) and ``--long`` (the demo of earlier versions).
+PROFILES = {
+    "short": Profile(n_train=400, n_test=20, rcnn_iters=150, heatmap_iters=200),
+    "long": Profile(n_train=400, n_test=40, rcnn_iters=400, heatmap_iters=400),
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step: ``python code/<command>.py args``, named ``name`` in the summary."""
+
+    name: str
+    command: str
+    args: Tuple[str, ...]
+    own_process: bool = False  # trainings: a fresh process per run (its own logging and lock)
+
+    @property
+    def shell(self) -> str:
+        return f"python code/{self.command}.py {shlex.join(self.args)}"
+
+
+@dataclass
+class DemoPlan:
+    """Everything :func:`demo_stages` needs; the folders derive from ``out``."""
+
+    out: Path
+    submission: Path
+    families: Sequence[Family]
+    n_train: int = 400
+    n_test: int = 20
+    width: int = 384
+    height: int = 216
+    seed: int = 0
+    sets: Sequence[str] = ("demo", "demo_crop")
+    extra_opts: Sequence[str] = ()  # to the R-CNN trainings
+    runs: List[Path] = field(default_factory=list)
+
+    @property
+    def data(self) -> Path:
+        return self.out / "synthetic"
+
+    @property
+    def augmented(self) -> Path:
+        return self.out / "augmented"
+
+    @property
+    def val_predictions(self) -> Path:
+        return self.out / "ensemble" / "predictions_val.csv"
+
+
+def _train_stage(plan: DemoPlan, fam: Family, set_name: str, run: Path) -> Stage:
+    from ..models.rcnn.config import schedule_opts
+
+    opts = ["DATA.ROOT", plan.data, "DATA.AUGMENTED_DIR", plan.augmented, "DATA.AUG_SET", set_name,
+            "OUTPUT_DIR", run, *schedule_opts(fam.iters)]
+    if not fam.on_rcnn_boxes:
+        opts += list(plan.extra_opts)
+    resume = ["--resume"] if (run / "last_checkpoint").is_file() else []  # a re-run continues
+    return Stage(f"train {run.name}", "train",
+                 tuple(map(str, ["--config-file", fam.config, *resume, *opts])), own_process=True)
+
+
+def demo_stages(plan: DemoPlan) -> List[Stage]:
+    """The demo as data: every stage and its arguments, in order (fills ``plan.runs``)."""
+    data = str(plan.data)
+    stages = [
+        Stage("synthetic data", "make_synthetic", (
+            "--out", data, "--train", str(plan.n_train), "--test", str(plan.n_test),
+            "--width", str(plan.width), "--height", str(plan.height), "--seed", str(plan.seed),
+            "--cameras-per-clip", "2", "--frames-per-camera", "1")),
+        Stage("data check", "check_data", ("--data-root", data)),
+    ]
+    stages += [Stage(f"augment {s}", "augmentation",
+                     ("--data-root", data, "--out", str(plan.augmented), "--sets", s))
+               for s in plan.sets]
+    plan.runs = []
+    for set_name in plan.sets:
+        rcnn_run = None
+        for fam in plan.families:
+            run = plan.out / "runs" / f"{fam.prefix}{set_name}"
+            boxes = ("--boxes-from", str(rcnn_run)) if fam.on_rcnn_boxes and rcnn_run else ()
+            if fam.on_rcnn_boxes and not boxes:
+                raise StageError(f"{fam.config}: a heatmap family needs an R-CNN family before it")
+            stages.append(_train_stage(plan, fam, set_name, run))
+            stages += [Stage(f"predict {run.name} {split}", "predict", (
+                "--run", str(run), "--data-root", data, "--split", split, "--flip-tta", *boxes))
+                for split in ("val", "test")]
+            rcnn_run = rcnn_run or (run if not fam.on_rcnn_boxes else None)
+            plan.runs.append(run)
+    runs = tuple(str(r) for r in plan.runs)
+    stages += [
+        Stage("ensemble val", "ensemble", ("--runs", *runs, "--data-root", data, "--split", "val",
+                                           "--out", str(plan.val_predictions))),
+        Stage("ensemble test", "ensemble", ("--runs", *runs, "--data-root", data, "--split",
+                                            "test", "--out", str(plan.submission))),
+        Stage("check submission", "check_submission", ("--data-root", data, str(plan.submission))),
+    ]
+    return stages
+
+
+# ------------------------------------------------------------------------------ running stages
+
+
+class PlainLines(io.TextIOBase):
+    """A text stream for a pipe or a file: text ended by a carriage return is a progress bar's
+    redraw and is dropped; text ended by a newline is a line, written to every stream."""
+
+    def __init__(self, *streams: TextIO):
+        self._streams = streams
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        lines = []
+        while True:
+            cuts = [i for i in (self._pending.find("\r"), self._pending.find("\n")) if i >= 0]
+            if not cuts:
+                break
+            i = min(cuts)
+            piece, sep, self._pending = self._pending[:i], self._pending[i], self._pending[i + 1:]
+            if sep == "\n":
+                lines.append(piece + "\n")
+        if lines:
+            for s in self._streams:
+                s.write("".join(lines))
+        return len(text)
+
+    def flush(self) -> None:
+        for s in self._streams:
+            s.flush()
+
+
+def _in_process(stage: Stage, plain: Optional[PlainLines]) -> int:
+    main = importlib.import_module(f"motion_keypoints.cli.{stage.command}").main
+    if plain is None:
+        return main(list(stage.args))
+    with contextlib.redirect_stdout(plain), contextlib.redirect_stderr(plain):
+        return main(list(stage.args))
+
+
+def _own_process(stage: Stage, plain: Optional[PlainLines]) -> int:
+    cmd = [sys.executable, "-m", f"motion_keypoints.cli.{stage.command}", *stage.args]
+    if plain is None:  # a terminal: the stage's bar moves in place
+        return subprocess.run(cmd, check=False).returncode
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while chunk := proc.stdout.read1(65536):
+        plain.write(decoder.decode(chunk))
+    plain.write(decoder.decode(b"", final=True))
+    return proc.wait()
+
+
+def run_stage(stage: Stage, log: TextIO, terminal: bool) -> float:
+    """Run one stage, print its header line; raises StageError when it fails. Seconds taken."""
+    header = f"\n==> {stage.name}: {stage.shell}\n"
+    sys.stdout.write(header)
+    sys.stdout.flush()
+    log.write(header)
+    log.flush()
+    plain = None if terminal else PlainLines(sys.stdout, log)
     t0 = time.perf_counter()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as f:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            f.write(line)
-            if not line.startswith("[") or " d2." not in line:  # keep detectron2's chatter in the log
-                sys.stdout.write(line)
-        rc = proc.wait()
+    rc = (_own_process if stage.own_process else _in_process)(stage, plain)
+    if plain is not None:
+        plain.flush()
     if rc != 0:
-        raise StageError(f"stage {stage} failed (exit {rc}); see {log}")
+        raise StageError(f"stage {stage.name!r} failed (exit {rc}): {stage.shell}; see the "
+                         f"lines above and {log.name}")
     return time.perf_counter() - t0
 
 
-def run_demo(
-    out: Path = Path("outputs/demo"),
-    n_train: int = 400,
-    n_test: int = 40,
-    width: int = 384,
-    height: int = 216,
-    sets: Sequence[str] = ("demo", "demo_crop"),
-    config: str = "configs/tiny-cpu.yaml",
-    iters: int = 400,
-    seed: int = 0,
-    submission: Path = Path("submissions/submission.csv"),
-    extra_opts: Sequence[str] = (),
-    heatmap_config: str = "configs/tiny-hrnet.yaml",
-    heatmap_iters: int = 0,
-) -> dict:
-    """Run every stage; returns paths and timings. ``heatmap_config`` "" leaves the heatmap
-    family out; ``heatmap_iters`` 0 = half of ``iters`` (tiny-hrnet: ~0.4 s CPU per iteration,
-    less than one R-CNN model); ``extra_opts`` go to the R-CNN trainings only."""
-    from ..models.rcnn.config import schedule_opts
+# ------------------------------------------------------------------------------ summary
 
-    for option, file in (("--config-file", config), ("--heatmap-config-file", heatmap_config)):
-        if file and not Path(file).is_file():
-            raise StageError(
-                f"config file {file} not found in {Path.cwd()}: run the demo from the repository "
-                f"root (make demo) or pass {option}"
-            )
-    if not sets:
+
+def _val_table(plan: DemoPlan) -> Tuple[str, dict]:
+    """The ensemble's validation table (members, fusion per family, ensemble) and the ensemble's
+    RMSE with the mean-pose baseline on the same images."""
+    from ..ensemble.driver import run_ensemble
+    from ..evaluation.evaluate import evaluate_files
+
+    summary = run_ensemble(plan.runs, plan.data, "val", "mean", out=None, samples=0,
+                           echo=lambda _line: None)
+    scores = evaluate_files(plan.val_predictions, plan.data / "train_df.csv", data_root=plan.data)
+    return summary.table, scores
+
+
+def print_summary(plan: DemoPlan, times: Dict[str, float], total: float, log: TextIO) -> None:
+    from ..evaluation.evaluate import baseline_line
+
+    table, scores = _val_table(plan)
+    width = max(len(k) for k in times)
+    lines = ["", f"demo done in {total / 60:.1f} min ({total:.0f} s). Time per stage:"]
+    lines += [f"  {k:<{width}}  {v:6.1f} s" for k, v in times.items()]
+    lines += ["", f"Validation RMSE (px, {scores['images']} held-out images, flip TTA):", table,
+              "ensemble: " + baseline_line(scores["rmse"], scores["mean_pose_rmse"])]
+    samples = plan.submission.parent / "samples"
+    lines += ["", "Files:",
+              f"  submission   {plan.submission} (checked)",
+              f"  pictures     {samples}/ and {plan.out / 'runs'}/*/samples/",
+              f"  runs         {', '.join(str(r) for r in plan.runs)}",
+              f"  data         {plan.data} (augmentation sets in {plan.augmented})",
+              f"  log          {log.name}"]
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    log.write(text)
+
+
+def run_demo(plan: DemoPlan, terminal: Optional[bool] = None) -> dict:
+    """Run every stage of ``plan``; returns paths, per-stage seconds and the total."""
+    from ..io.outputs import check_output_file, claim_dir
+
+    for fam in plan.families:
+        if not Path(fam.config).is_file():
+            raise StageError(f"config file {fam.config} not found in {Path.cwd()}: run the demo "
+                             "from the repository root (make demo) or pass --config-file")
+    if not plan.sets:
         raise StageError("--sets is empty: give at least one augmentation set (e.g. demo)")
-    heatmap_iters = heatmap_iters or max(iters // 2, 1)
-    from ..io.guards import check_output, check_writable_dir, check_writable_file
-
-    out = Path(out)
-    data = out / "synthetic"
-    # before any work: the demo's folder and the submission are writable and no input
-    check_writable_dir(out, option="--out")
-    check_output(submission, data_root=data, option="--submission")
-    check_writable_file(submission, option="--submission")
+    # before any work: the submission may be written, the demo's folder is the demo's own
+    check_output_file(plan.submission, "submission", option="--submission")
+    claim_dir(plan.out, "demo", option="--out")
+    stages = demo_stages(plan)
+    terminal = sys.stdout.isatty() if terminal is None else terminal
+    times: Dict[str, float] = {}
     t0 = time.perf_counter()
-    augmented = out / "augmented"
-    log = out / "demo.log"
-    times = {}
-    times["synthetic"] = _run(
-        "make_synthetic",
-        ["--out", str(data), "--train", str(n_train), "--test", str(n_test),
-         "--width", str(width), "--height", str(height), "--seed", str(seed),
-         "--cameras-per-clip", "2", "--frames-per-camera", "1"],
-        log,
-    )
-    times["check"] = _run("check_data", ["--data-root", str(data)], log)
-    times["augmentation"] = _run(
-        "augmentation", ["--data-root", str(data), "--out", str(augmented), "--sets", ",".join(sets)], log
-    )
-    runs = []
-    for name in sets:
-        run = out / "runs" / name
-        opts = [
-            "DATA.ROOT", str(data), "DATA.AUGMENTED_DIR", str(augmented), "DATA.AUG_SET", name,
-            "OUTPUT_DIR", str(run), *schedule_opts(iters), *extra_opts,
-        ]
-        resume = ["--resume"] if (run / "last_checkpoint").is_file() else []
-        times[f"train {name}"] = _run("train", ["--config-file", config, *resume, *opts], log)
-        runs.append(run)
-    for run in runs:
-        for split in ("val", "test"):
-            times[f"predict {run.name} {split}"] = _run(
-                "predict", ["--run", str(run), "--data-root", str(data), "--split", split, "--flip-tta"], log
-            )
-    if heatmap_config:
-        # Seed 000's two stages: a heatmap model on the first set, fed by the first R-CNN's boxes
-        boxes_run, name = runs[0], sets[0]
-        run = out / "runs" / f"hrnet_{name}"
-        opts = [
-            "DATA.ROOT", str(data), "DATA.AUGMENTED_DIR", str(augmented), "DATA.AUG_SET", name,
-            "OUTPUT_DIR", str(run), *schedule_opts(heatmap_iters),
-        ]
-        resume = ["--resume"] if (run / "last_checkpoint").is_file() else []
-        times[f"train {run.name}"] = _run("train", ["--config-file", heatmap_config, *resume, *opts], log)
-        for split in ("val", "test"):
-            times[f"predict {run.name} {split}"] = _run(
-                "predict", ["--run", str(run), "--data-root", str(data), "--split", split,
-                            "--flip-tta", "--boxes-from", str(boxes_run)], log,
-            )
-        runs.append(run)
-    run_args = [str(r) for r in runs]
-    times["ensemble val"] = _run(
-        "ensemble", ["--runs", *run_args, "--data-root", str(data), "--split", "val",
-                     "--out", str(out / "ensemble" / "predictions_val.csv")], log,
-    )
-    times["ensemble test"] = _run(
-        "ensemble", ["--runs", *run_args, "--data-root", str(data), "--split", "test",
-                     "--out", str(submission)], log,
-    )
-    times["check submission"] = _run(
-        "check_submission", ["--data-root", str(data), str(submission)], log
-    )
-    total = time.perf_counter() - t0
-    samples = Path(submission).parent / "samples"
-    slowest = sorted(times.items(), key=lambda kv: -kv[1])
-    print("\nstage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in slowest))
-    print(
-        f"\ndemo done in {total / 60:.1f} min: {len(runs)} models ({', '.join(r.name for r in runs)}), "
-        f"submission {submission}, pictures in {samples} and {out}/runs/*/samples, log {log}"
-    )
-    return {"submission": Path(submission), "runs": runs, "data": data, "seconds": total, "times": times}
+    with open(plan.out / "demo.log", "a") as log:
+        for stage in stages:
+            times[stage.name] = run_stage(stage, log, terminal)
+        total = time.perf_counter() - t0
+        print_summary(plan, times, total, log)
+    return {"submission": plan.submission, "runs": plan.runs, "data": plan.data,
+            "seconds": total, "times": times}
 
 
 def _main(argv) -> int:
@@ -157,43 +300,59 @@ def _main(argv) -> int:
         allow_abbrev=False, prog="demo.py", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    short, long = PROFILES["short"], PROFILES["long"]
+    p.add_argument("--long", action="store_true",
+                   help=f"a better model, several times longer: {long.n_test} test images, "
+                        f"{long.rcnn_iters} R-CNN and {long.heatmap_iters} heatmap iterations "
+                        "(default: off)")
     p.add_argument("--out", default="outputs/demo", metavar="DIR",
                    help="working folder of the demo (a folder; default: %(default)s)")
-    p.add_argument("--train", type=int, default=400,
-                   help="synthetic training images (default: %(default)s)")
-    p.add_argument("--test", type=int, default=40,
-                   help="synthetic test images (default: %(default)s)")
+    p.add_argument("--train", type=int, default=None,
+                   help=f"synthetic training images (default: {short.n_train})")
+    p.add_argument("--test", type=int, default=None,
+                   help=f"synthetic test images (default: {short.n_test}, --long {long.n_test})")
     p.add_argument("--width", type=int, default=384,
                    help="synthetic image width (default: %(default)s)")
     p.add_argument("--height", type=int, default=216,
                    help="synthetic image height (default: %(default)s)")
     p.add_argument("--sets", default="demo,demo_crop",
-                   help="augmentation sets, one model each (default: %(default)s)")
+                   help="augmentation sets; both model families are trained on each "
+                        "(default: %(default)s)")
     p.add_argument("--config-file", default="configs/tiny-cpu.yaml", metavar="FILE",
-                   help="training config of every Keypoint R-CNN model (default: %(default)s)")
-    p.add_argument("--iters", type=int, default=400,
-                   help="training iterations per Keypoint R-CNN model (default: %(default)s)")
+                   help="training config of the Keypoint R-CNN models (default: %(default)s)")
+    p.add_argument("--iters", type=int, default=None,
+                   help=f"training iterations per Keypoint R-CNN model (default: "
+                        f"{short.rcnn_iters}, --long {long.rcnn_iters})")
     p.add_argument("--heatmap-config-file", default="configs/tiny-hrnet.yaml", metavar="FILE",
-                   help="training config of the heatmap model, trained on the first set and "
-                        "predicted on the first R-CNN's boxes; '' = no heatmap model "
-                        "(default: %(default)s)")
-    p.add_argument("--heatmap-iters", type=int, default=0,
-                   help="training iterations of the heatmap model; 0 = half of --iters "
-                        "(default: %(default)s)")
+                   help="training config of the heatmap models, predicted on the boxes of the "
+                        "same set's R-CNN; '' = no heatmap models (default: %(default)s)")
+    p.add_argument("--heatmap-iters", type=int, default=None,
+                   help=f"training iterations per heatmap model (default: {short.heatmap_iters}, "
+                        f"--long {long.heatmap_iters})")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the synthetic data (default: %(default)s)")
     p.add_argument("--submission", default="submissions/submission.csv", metavar="FILE",
                    help="the submission to write (a file; default: %(default)s)")
     p.add_argument("opts", nargs=argparse.REMAINDER,
-                   help="extra config overrides KEY VALUE ... (default: none)")
+                   help="extra config overrides KEY VALUE ... of the R-CNN trainings "
+                        "(default: none)")
     a = p.parse_args(argv)
-    if a.iters < 1 or a.heatmap_iters < 0:
-        p.error("--iters must be at least 1 and --heatmap-iters 0 (auto) or more")
-    run_demo(
-        Path(a.out), a.train, a.test, a.width, a.height, [s for s in a.sets.split(",") if s],
-        a.config_file, a.iters, a.seed, Path(a.submission), a.opts,
-        heatmap_config=a.heatmap_config_file, heatmap_iters=a.heatmap_iters,
+    prof = PROFILES["long" if a.long else "short"]
+    prof = replace(prof, **{k: v for k, v in (("n_train", a.train), ("n_test", a.test),
+                                              ("rcnn_iters", a.iters),
+                                              ("heatmap_iters", a.heatmap_iters)) if v is not None})
+    if prof.rcnn_iters < 1 or prof.heatmap_iters < 1:
+        p.error("--iters and --heatmap-iters must be at least 1")
+    families = [Family("", a.config_file, prof.rcnn_iters)]
+    if a.heatmap_config_file:
+        families.append(Family("hrnet_", a.heatmap_config_file, prof.heatmap_iters,
+                               on_rcnn_boxes=True))
+    plan = DemoPlan(
+        out=Path(a.out), submission=Path(a.submission), families=families,
+        n_train=prof.n_train, n_test=prof.n_test, width=a.width, height=a.height, seed=a.seed,
+        sets=[s for s in a.sets.split(",") if s], extra_opts=list(a.opts),
     )
+    run_demo(plan)
     return 0
 
 
