@@ -31,7 +31,9 @@ setup(
         "scipy",
     ],
     extras_require={
-        "dev": ["pytest", "ruff", "nbclient", "nbformat", "ipykernel", "hypothesis", "neptune"],
+        "dev": ["pytest", "ruff", "nbclient", "nbformat", "ipykernel", "hypothesis", "neptune",
+                "onnx", "onnxruntime"],  # the export extra, so its tests run
+        "export": ["onnx", "onnxruntime"],  # export.py --format onnx, predict --backend onnxruntime
         "neptune": ["neptune"],
     },
 )
