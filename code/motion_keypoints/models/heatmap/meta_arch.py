@@ -58,7 +58,7 @@ class TopDownHeatmap(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         h = cfg.MODEL.HEATMAP
-        self.net = build_heatmap_network(cfg)
+        self.net = self.build_network(cfg)
         self.input_size = input_size_of(cfg)
         HRNetHeatmapModel.heatmap_size(self.input_size)  # checks multiples of 32
         self.input_format = cfg.INPUT.FORMAT
@@ -70,6 +70,12 @@ class TopDownHeatmap(nn.Module):
         self.ohkm_topk = int(h.OHKM_TOPK) or None
         self.loss_weight = float(h.LOSS_WEIGHT)
         self.no_peak_count = 0
+
+    def build_network(self, cfg) -> Optional[nn.Module]:
+        """The network (:func:`build_heatmap_network`). A subclass that computes
+        :meth:`heatmaps` elsewhere (the ONNX runtime, :mod:`motion_keypoints.export.runtime`)
+        returns None and keeps the crops, decoding and flip test of this class."""
+        return build_heatmap_network(cfg)
 
     @property
     def device(self) -> torch.device:
