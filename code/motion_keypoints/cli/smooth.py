@@ -44,7 +44,11 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--method", choices=S.METHODS, default=S.DEFAULT_METHOD,
                         help="smoother when not tuned (default: %(default)s)")
     parser.add_argument("--sigma", type=float, default=S.DEFAULT_PARAMS["gaussian"]["sigma"],
-                        help="Gaussian sigma in frames (default: %(default)s)")
+                        help="--method gaussian: sigma in frames (default: %(default)s)")
+    parser.add_argument("--degree", type=int, choices=(0, 1, 2),
+                        default=S.DEFAULT_PARAMS["gaussian"]["degree"],
+                        help="--method gaussian: local polynomial degree; 0 is a locally constant "
+                             "mean, which lags moving points (default: %(default)s)")
     parser.add_argument("--max-gap", type=int, default=S.DEFAULT_MAX_GAP,
                         help="frames further apart are never smoothed together (default: %(default)s)")
     parser.add_argument("--tune-pred", default=None,
@@ -87,17 +91,13 @@ def _main(argv: Sequence[str] | None) -> int:
 
             atomic_write_text(args.report, json.dumps(report, indent=1, default=str))
     else:
-        params = {"sigma": args.sigma} if args.method == "gaussian" else None
+        params = {"sigma": args.sigma, "degree": args.degree} if args.method == "gaussian" else None
         out = S.smooth_table(df, args.method, params, args.max_gap)
     with atomic_path(args.out) as tmp:
         out.to_csv(tmp, index=False, float_format="%.3f")
     rep = out.attrs.get("smoothing")
     if rep:
-        print(
-            f"smoothed {rep['smoothed_rows']} of {rep['rows']} rows in {rep['runs']} runs of nearby "
-            f"frames ({rep['groups']} clip/camera sequences, {rep['switches']} person switches not "
-            f"bridged, {rep['unparsed']} names without clip/frame left as they are)"
-        )
+        print(S.describe(rep))
     print(f"wrote {args.out}")
     return 0
 

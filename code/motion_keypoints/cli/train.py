@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup(args):
     from ..models.rcnn.config import setup_cfg
 
-    return setup_cfg(args.config_file, args.opts, freeze=True)
+    # require_device: training on a device that is not there is an error, not a CPU fallback
+    return setup_cfg(args.config_file, args.opts, freeze=True, require_device=True)
 
 
 def _worker(args, record):

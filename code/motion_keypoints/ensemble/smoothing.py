@@ -81,8 +81,6 @@ def smooth_fused(
         return None, report, lines
     rep = smoothed.attrs["smoothing"]
     report["smoothed_rows"] = rep["smoothed_rows"]
-    lines.append(
-        f"smoothed {rep['smoothed_rows']} of {rep['rows']} rows in {rep['runs']} runs of nearby "
-        f"frames ({rep['groups']} clip/camera sequences, {rep['switches']} person switches not "
-        f"bridged, {rep['unparsed']} names without clip/frame unchanged)")
+    report["outliers"] = rep["outliers"]
+    lines.append(S.describe(rep))
     return coords_of(smoothed), report, lines

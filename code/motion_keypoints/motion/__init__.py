@@ -7,7 +7,7 @@
   track) and aligning ensemble members on the same person.
 * :mod:`motion_keypoints.motion.video` — ``predict_video``: a video or frames folder to a
   keypoints CSV and an overlay video (members, flip TTA, track, smoothing).
-* :mod:`motion_keypoints.motion.measure` — the figures of issue 13 on synthetic clips (smoothing
+* ``benchmarks/motion.py`` (not a module) — the figures of issues 13 and 20 on synthetic clips (smoothing
   on dense and sparse clips, wrong-person rate per rule, video throughput).
 
 Importing them does not import torch or detectron2 (``video`` loads them with a run).

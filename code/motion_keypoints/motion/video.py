@@ -211,10 +211,12 @@ def fuse_members(
 def smooth_video_keypoints(
     keypoints: np.ndarray, detected: np.ndarray, method: str = S.DEFAULT_METHOD,
     params: Optional[Dict[str, float]] = None, max_gap: int = S.DEFAULT_MAX_GAP, fps: float = 30.0,
+    stats: Optional[Dict[str, int]] = None,
 ) -> np.ndarray:
     """Smooth ``(N, K, 2)`` per-frame keypoints over time (frame = index); frames without a person
     are gaps (runs are cut where more than ``max_gap`` frames apart) and stay NaN. ``method``
-    ``"off"`` returns a copy."""
+    ``"off"`` returns a copy. ``stats`` (a dict) receives the counts of
+    :func:`motion_keypoints.motion.smooth.smooth_sequence_report` (runs, switches, outliers)."""
     out = np.array(keypoints, dtype=float, copy=True)
     if method == S.OFF:
         return out
@@ -224,7 +226,9 @@ def smooth_video_keypoints(
     p = dict(params or {})
     if method == "one_euro":
         p.setdefault("fps", fps)
-    out[det] = S.smooth_sequence(det, out[det], method, p, max_gap)
+    out[det], counts = S.smooth_sequence_report(det, out[det], method, p, max_gap)
+    if stats is not None:
+        stats.update(counts)
     return out
 
 
@@ -309,8 +313,11 @@ def predict_video(
     fused = fuse_members(ref_inst, chosen, others)
     predict_s = time.perf_counter() - t0
     raw = fused["keypoints"].copy()
+    smooth_stats: Dict[str, int] = {}
     fused["keypoints"] = smooth_video_keypoints(raw, fused["detected"], smooth, smooth_params,
-                                                max_gap, src.fps)  # fmt: skip
+                                                max_gap, src.fps, smooth_stats)  # fmt: skip
+    moved = np.linalg.norm(fused["keypoints"] - raw, axis=-1)
+    moved = moved[np.isfinite(moved)]
     table = keypoints_table(fused, src.fps)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, video_path = out_dir / KEYPOINTS_FILE, out_dir / OVERLAY_FILE
@@ -334,12 +341,16 @@ def predict_video(
         "frames": n, "overlay_frames": written, "without_person": missing,
         "seconds": seconds, "predict_seconds": predict_s, "frames_per_s": n / max(predict_s, 1e-9),
         "fps": src.fps, "members": [m.label for m in members], "rule": rule, "smooth": smooth,
+        "outliers": int(smooth_stats.get("outliers", 0)),
+        "smooth_moved_rms": float(np.sqrt(np.mean(moved**2))) if moved.size else 0.0,
         "keypoints": str(csv_path), "overlay": str(video_path),
     }  # fmt: skip
     print(
         f"{n} frames ({src.width}x{src.height}, {src.fps:g} fps) with {len(members)} run(s)"
         f"{', flip TTA' if flip_tta else ''}: {summary['frames_per_s']:.1f} frames/s predicted, "
         f"{seconds:.1f}s in all; {missing} frames without a person; person rule {rule}, "
-        f"smoothing {smooth} -> {csv_path}, {video_path}"
+        f"smoothing {smooth} (points moved {summary['smooth_moved_rms']:.2f} px RMS; "
+        f"{summary['outliers']} points far from their neighbours' fit replaced by it) "
+        f"-> {csv_path}, {video_path}"
     )
     return summary

@@ -289,3 +289,112 @@ def sample_view(
         float(rng.uniform(-12, 12)),
         float(rng.uniform(-4, 4)),
     )
+
+
+# --------------------------------------------------------------------------- real-time motion
+#: Motions of :func:`real_pose`, timed in seconds like real exercise filmed at 30 fps.
+REAL_MOVES = ("jumping_jack", "jump", "run", "kick", "squat")
+#: Standing height in metres: turns metres and g into body units.
+HEIGHT_M = 1.75
+GRAVITY = 9.81 / HEIGHT_M  # body heights / s²
+
+
+def sample_real_motion(rng: np.random.Generator, move: str | None = None) -> Motion:
+    """A :data:`REAL_MOVES` motion with real tempo: ``params`` hold the rate (Hz), the flight
+    time of jumps (s), limb ranges (degrees) and a drift speed (body heights / s)."""
+    move = move or REAL_MOVES[int(rng.integers(len(REAL_MOVES)))]
+    if move not in REAL_MOVES:
+        raise ValueError(f"unknown move {move!r}; known: {', '.join(REAL_MOVES)}")
+    base = sample_motion(rng, "jumping_jack" if move == "jumping_jack" else "squat").params
+    params = dict(base)
+    params.update({
+        "rate": {"jumping_jack": rng.uniform(0.9, 1.4), "jump": rng.uniform(0.45, 0.6),
+                 "run": rng.uniform(1.3, 1.7), "kick": rng.uniform(0.8, 1.1),
+                 "squat": rng.uniform(0.4, 0.6)}[move],
+        "flight": rng.uniform(0.45, 0.6) if move == "jump" else rng.uniform(0.12, 0.2),
+        "swing": rng.uniform(40, 65), "phase0": rng.random(),
+        "drift": rng.uniform(-0.5, 0.5) if move == "run" else 0.0,
+    })  # fmt: skip
+    return Motion(move, {k: float(v) for k, v in params.items()}, 1.0 if rng.random() < 0.5 else -1.0)
+
+
+def _hop(u: float, flight_frac: float, flight_s: float) -> float:
+    """Height (body heights) of a ballistic hop in a cycle at fraction ``u`` (0..1): on the ground
+    until ``1 - flight_frac``, then a parabola under gravity lasting ``flight_s`` seconds."""
+    start = 1.0 - flight_frac
+    if u < start:
+        return 0.0
+    tau = (u - start) / flight_frac * flight_s
+    v0 = 0.5 * GRAVITY * flight_s
+    return max(0.0, v0 * tau - 0.5 * GRAVITY * tau * tau)
+
+
+def _ease(x: float) -> float:
+    x = min(max(x, 0.0), 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+def real_pose(motion: Motion, t: float) -> Tuple[Dict[str, float], np.ndarray]:
+    """Joint angles (degrees) and root offset ``(3,)`` (body heights; y up) of ``motion`` at time
+    ``t`` seconds: real tempo, ballistic flight phases, fast limbs (a kick reaches ~600°/s)."""
+    p = motion.params
+    cyc = p["rate"] * t + p["phase0"]
+    u = cyc % 1.0
+    root = np.array([p["drift"] * t, 0.0, 0.0])
+    both = ("left", "right")
+    lead, other = ("left", "right") if motion.side > 0 else ("right", "left")
+    if motion.exercise == "jumping_jack":  # two hops a cycle: out and in
+        ang = pose_angles(motion, cyc)
+        root[1] = _hop((2 * u) % 1.0, min(0.9, 2 * p["rate"] * p["flight"]), p["flight"])
+        return ang, root
+    ang = pose_angles(Motion("squat", p, motion.side), 0.0)
+    if motion.exercise == "squat":
+        return pose_angles(Motion("squat", p, motion.side), cyc), root
+    if motion.exercise == "jump":  # crouch, take off, fly (arms up), land and absorb, stand
+        period = 1.0 / p["rate"]
+        s = u * period
+        fly0 = 0.45
+        fly1 = fly0 + p["flight"]
+        if s < fly0:
+            depth = np.sin(np.pi * s / fly0) ** 2 * (1.0 if s < 0.8 * fly0 else 0.6)
+        elif s < fly1:
+            depth = 0.0
+            tau = s - fly0  # ballistic: up at g·T/2, back on the ground after T
+            root[1] = 0.5 * GRAVITY * p["flight"] * tau - 0.5 * GRAVITY * tau * tau
+        else:
+            depth = 0.7 * np.exp(-((s - fly1) / 0.12)) * (1 - np.exp(-(s - fly1) / 0.03))
+        arms = 160 * (_ease((s - 0.15) / 0.35) if s < fly1 else 1 - _ease((s - fly1) / 0.4))
+        for sd in both:
+            ang[f"{sd}_hip_flex"] = depth * 95
+            ang[f"{sd}_knee"] = 3 + depth * 110
+            ang[f"{sd}_sh_flex"] = max(arms, depth * 40)
+            ang[f"{sd}_elbow"] = 10.0
+        ang["bend"] = 2 + depth * 35
+        return ang, root
+    if motion.exercise == "run":  # stride: legs and arms in antiphase, a short flight per step
+        w = np.sin(2 * np.pi * cyc)
+        for sd, sg in ((lead, 1.0), (other, -1.0)):
+            ang[f"{sd}_hip_flex"] = sg * w * p["swing"] * 0.8 + 10
+            ang[f"{sd}_knee"] = 15 + 90 * max(0.0, -sg * np.sin(2 * np.pi * cyc + 0.6))
+            ang[f"{sd}_sh_flex"] = -sg * w * p["swing"]
+            ang[f"{sd}_sh_abd"], ang[f"{sd}_elbow"] = 8.0, 85.0
+        root[1] = _hop((2 * u) % 1.0, 2 * p["rate"] * p["flight"], p["flight"])
+        return ang, root
+    # kick: the lead leg snaps up (~0.15 s) and back, arms guard
+    s = u / p["rate"]
+    up = _ease(s / 0.15) if s < 0.15 else 1 - _ease((s - 0.15) / 0.2)
+    ang[f"{lead}_hip_flex"] = up * 95
+    ang[f"{lead}_knee"] = 5 + 80 * (1 - up) * _ease(s / 0.08) if s < 0.35 else 5.0
+    for sd in both:
+        ang[f"{sd}_sh_flex"], ang[f"{sd}_elbow"] = 30.0, 110.0
+    return ang, root
+
+
+def translate_figure(fig: Figure3D, offset: np.ndarray) -> Figure3D:
+    """``fig`` moved by ``offset`` (body coordinates), in place; returned for chaining."""
+    offset = np.asarray(offset, dtype=float)
+    for d in (fig.joints, fig.heels, fig.toes, fig.hand_tips):
+        for k in d:
+            d[k] = d[k] + offset
+    fig.head, fig.torso = fig.head + offset, fig.torso + offset
+    return fig
