@@ -47,6 +47,27 @@ def run_script(script: str, *args, check=True, timeout=1800, env=None, unset=())
     return proc
 
 
+def run_main(script: str, *args):
+    """``python code/<script>.py args`` in this process (the command's ``main``, through the one
+    error boundary): a subprocess.CompletedProcess with its exit status and captured output, for
+    the fast tier's checks of commands that fail before any work."""
+    import contextlib
+    import importlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    main = importlib.import_module(f"motion_keypoints.cli.{script}").main
+    argv = list(map(str, args))
+    cwd = os.getcwd()
+    os.chdir(REPO)  # as run_script: relative paths from the repository root
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
+
+
 def tiny_opts(data, out, iters, **extra):
     from motion_keypoints.models.rcnn.config import schedule_opts
 

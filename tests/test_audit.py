@@ -245,6 +245,7 @@ def test_check_data_audit_cli(planted, tmp_path, capsys):
            "mean 'left_elbow'?" in err
 
 
+@pytest.mark.slow
 def test_check_data_script_audit(synthetic_data, tmp_path):
     proc = subprocess.run([sys.executable, "code/check_data.py", "--data-root", str(synthetic_data),
                            "--audit", "--audit-out", str(tmp_path / "audit")],

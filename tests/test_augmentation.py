@@ -505,6 +505,7 @@ def test_cli_prints_a_summary_and_reports_errors(synthetic_data, tmp_path, capsy
     assert "unknown augmentation set 'referense8'" in err and "did you mean 'reference8'" in err
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_run():
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run(

@@ -12,6 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# every test starts a benchmark script (trainings, predictions): the full suite only
+pytestmark = pytest.mark.slow
+
 
 def run_benchmark(name: str, *args: str) -> str:
     proc = subprocess.run(

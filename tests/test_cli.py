@@ -33,6 +33,7 @@ def helps():
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.slow
 def test_help_exits_0_without_warnings(helps, script):
     proc = helps[script]
     assert proc.returncode == 0, proc.stderr
@@ -45,6 +46,7 @@ B_SCRIPTS = ("augmentation", "check_data", "check_submission", "ensemble", "eval
 
 
 @pytest.mark.parametrize("script", B_SCRIPTS)
+@pytest.mark.slow
 def test_help_follows_the_conventions(helps, script):
     text = helps[script].stdout
     for old in ("--config ", "--max-shown", "--no-progress"):

@@ -9,6 +9,7 @@ import warnings
 from contextlib import redirect_stdout
 from types import SimpleNamespace
 
+import pytest
 from conftest import REPO
 
 from motion_keypoints.console import (
@@ -98,6 +99,7 @@ def test_progress_hook_reports_each_evaluation_once(capsys):
     assert "4/4" in out.err and "loss=" in out.err and "lr=" in out.err
 
 
+@pytest.mark.slow
 def test_train_help_describes_the_kit_without_warnings():
     proc = subprocess.run([sys.executable, "-W", "default", str(REPO / "code" / "train.py"),
                            "--help"], cwd=REPO, capture_output=True, text=True, timeout=300)

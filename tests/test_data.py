@@ -327,6 +327,7 @@ def test_check_data_main_in_process(root, capsys):
     assert out == ""
 
 
+@pytest.mark.slow
 def test_check_data_script_exit_codes(root, tmp_path):
     def run(data_root):
         return subprocess.run([sys.executable, "code/check_data.py", "--data-root", str(data_root)],

@@ -410,6 +410,7 @@ def test_evaluate_prints_overall_and_per_keypoint_rmse(tmp_path, capsys):
     assert f"overall {metrics.rmse(rounded(pred[keep]), truth[keep]):.3f}" in " ".join(out.split())
 
 
+@pytest.mark.slow
 def test_scripts_run_from_the_repo_root(three_runs, tmp_path):
     root, d, runs, _ = three_runs
     out = tmp_path / "sub.csv"

@@ -65,6 +65,7 @@ def test_notebooks_are_stored_without_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, path.name
 
 
+@pytest.mark.slow
 def test_data_exploration_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.delenv("MOTION_KEYPOINTS_DATA", raising=False)  # the synthetic default
     nb = execute("01_data_exploration.ipynb", tmp_path)
@@ -78,6 +79,7 @@ def test_data_exploration_notebook_runs(tmp_path, monkeypatch):
     assert images_in(nb) >= 4  # overlays, distributions, bone lengths, planted findings
 
 
+@pytest.mark.slow
 def test_results_notebook_says_to_run_make_demo_without_a_demo_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("MOTION_KEYPOINTS_DEMO", str(tmp_path / "nowhere"))
     with pytest.raises(CellExecutionError) as err:

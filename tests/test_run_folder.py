@@ -174,6 +174,7 @@ def _train(*args, check=False):
     return run_script("train", "--config-file", "configs/tiny-cpu.yaml", *args, check=check)
 
 
+@pytest.mark.slow
 def test_a_failed_start_leaves_no_run(synthetic_data, tmp_path):
     out = tmp_path / "r"
     proc = _train("DATA.ROOT", tmp_path / "missing", "OUTPUT_DIR", out)

@@ -194,6 +194,7 @@ def test_refuses_foreign_folders_and_bad_arguments(tmp_path):
     assert make_synthetic_main(["--out", str(foreign), "--train", "1", "--test", "1", "--quiet"]) == 1
 
 
+@pytest.mark.slow
 def test_cli_writes_the_layout(tmp_path):
     out = tmp_path / "cli"
     cmd = [sys.executable, "code/make_synthetic.py", "--out", str(out), "--train", "5", "--test", "2",

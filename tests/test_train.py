@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, run_script, tiny_opts
+from conftest import REPO, run_main, run_script, tiny_opts
 
 from motion_keypoints.data.layout import DataPaths
 from motion_keypoints.evaluation.metrics import mean_pose_baseline, rmse
@@ -124,9 +124,9 @@ def test_neptune_enabled_without_token_trains_offline(learn_data, tmp_path):
 
 
 def test_missing_augmentation_set_says_how_to_build_it(synthetic_data, tmp_path):
-    proc = run_script("train", "--config-file", "configs/tiny-cpu.yaml",
-                      "DATA.ROOT", synthetic_data, "OUTPUT_DIR", tmp_path / "r",
-                      "DATA.AUG_SET", "demo", "DATA.AUGMENTED_DIR", tmp_path / "aug", check=False)
+    proc = run_main("train", "--config-file", "configs/tiny-cpu.yaml",
+                    "DATA.ROOT", synthetic_data, "OUTPUT_DIR", tmp_path / "r",
+                    "DATA.AUG_SET", "demo", "DATA.AUGMENTED_DIR", tmp_path / "aug")
     assert proc.returncode == 1
     assert "python code/augmentation.py" in proc.stderr and "--sets demo" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -143,17 +143,16 @@ def test_bad_data_fails_before_training(synthetic_data, tmp_path):
     cells[2] = "abc"
     lines[3] = ",".join(cells)
     csv.write_text("\n".join(lines) + "\n")
-    proc = run_script("train", "--config-file", "configs/tiny-cpu.yaml", "DATA.ROOT", data,
-                      "OUTPUT_DIR", tmp_path / "r", check=False)
+    proc = run_main("train", "--config-file", "configs/tiny-cpu.yaml", "DATA.ROOT", data,
+                    "OUTPUT_DIR", tmp_path / "r")
     assert proc.returncode == 1
     assert "train_df.csv" in proc.stderr and "line 4" in proc.stderr
     assert not (tmp_path / "r" / "model_final.pth").exists()
 
 
 def test_offline_weights_error_says_how_to_proceed(synthetic_data, tmp_path):
-    proc = run_script("train", "--config-file", "configs/tiny-cpu.yaml", "DATA.ROOT", synthetic_data,
-                      "OUTPUT_DIR", tmp_path / "r", "MODEL.WEIGHTS", tmp_path / "missing.pkl",
-                      check=False)
+    proc = run_main("train", "--config-file", "configs/tiny-cpu.yaml", "DATA.ROOT", synthetic_data,
+                    "OUTPUT_DIR", tmp_path / "r", "MODEL.WEIGHTS", tmp_path / "missing.pkl")
     assert proc.returncode == 1
     assert "MODEL.WEIGHTS" in proc.stderr and "from scratch" in proc.stderr
 

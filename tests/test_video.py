@@ -152,6 +152,7 @@ def _run_cli(*args):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, small_video):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
@@ -387,6 +388,7 @@ def test_predict_video_with_rcnn_and_heatmap_runs(tmp_path, rcnn_run_with_boxes,
     assert count_frames(out / "overlay.mp4") == n
 
 
+@pytest.mark.slow
 def test_heatmap_runs_only_is_one_line_error(tmp_path, small_video, heatmap_run):
     proc = _run_cli(small_video, "--runs", heatmap_run, heatmap_run, "--out", tmp_path / "o")
     assert proc.returncode == 1, proc.stderr
