@@ -58,7 +58,7 @@ class Profile:
 
 #: The default demo (minutes on 2 CPU cores) and ``--long`` (the demo of earlier versions).
 PROFILES = {
-    "short": Profile(n_train=400, n_test=20, rcnn_iters=150, heatmap_iters=200),
+    "short": Profile(n_train=400, n_test=20, rcnn_iters=120, heatmap_iters=300),
     "long": Profile(n_train=400, n_test=40, rcnn_iters=400, heatmap_iters=400),
 }
 
