@@ -156,3 +156,64 @@ def test_heatmap_configs_pick_the_heatmap_family():
         w, h = cfg.MODEL.HEATMAP.INPUT_SIZE
         assert w % 32 == 0 and h % 32 == 0
     assert family_of(setup_cfg(str(CONFIGS / "tiny-cpu.yaml"))) == "rcnn"
+
+
+def test_every_kit_and_heatmap_key_has_a_rule_beside_its_default():
+    """The declarative tables of models/rcnn/config.py and models/heatmap/config.py cover every
+    key their add_*_config adds (found, not copied), and name no key that does not exist."""
+    from motion_keypoints.models.config_check import DETECTRON2_KEY_RULES, RCNN_KEY_RULES
+    from motion_keypoints.models.heatmap.config import HEATMAP_KEY_RULES
+    from motion_keypoints.models.rcnn.config import KIT_KEY_RULES
+
+    assert not set(kit_keys()) - set(KIT_KEY_RULES), "kit keys without a rule"
+    assert not set(heatmap_keys()) - set(HEATMAP_KEY_RULES), "heatmap keys without a rule"
+    cfg = setup_cfg(None)
+    for table in (KIT_KEY_RULES, HEATMAP_KEY_RULES, DETECTRON2_KEY_RULES, RCNN_KEY_RULES):
+        for key in table:
+            _get(cfg, key)  # KeyError for a rule of a key that does not exist
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["DATA.SPLIT_SEED", "-1"], "DATA.SPLIT_SEED is -1"),
+    (["TRACKING.PERIOD", "0"], "TRACKING.PERIOD is 0"),
+    (["MODEL.HEATMAP.DARK_KERNEL", "10"], "odd"),
+    (["INPUT.HEATMAP.FLIP_PROB", "1.5"], "INPUT.HEATMAP.FLIP_PROB is 1.5"),
+    (["MODEL.HEATMAP.INPUT_SIZE", "(96,)"], "must have 2 values"),
+    (["SOLVER.OPTIMIZER", "adamw"], "SOLVER.OPTIMIZER 'adamw'"),
+    (["MODEL.RESNETS.NORM", "GroupNorm"], "MODEL.RESNETS.NORM 'GroupNorm' is not a detectron2 norm"),
+])
+def test_rules_refuse_out_of_range_values_with_the_key(opts, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        setup_cfg(str(CONFIGS / "tiny-cpu.yaml"), opts)
+    assert "\n" not in str(info.value)  # one problem, one line
+
+
+def test_rules_accept_case_free_optimizer_and_heatmap_configs_skip_rcnn_parts():
+    cfg = setup_cfg(str(CONFIGS / "tiny-hrnet.yaml"), ["SOLVER.OPTIMIZER", "adam"])
+    assert cfg.SOLVER.OPTIMIZER == "adam"
+    # Base-HRNet leaves detectron2's empty ROI_BOX_HEAD.NAME: not an R-CNN, not checked
+    assert setup_cfg(str(CONFIGS / "Base-HRNet.yaml")).MODEL.ROI_BOX_HEAD.NAME == ""
+
+
+def test_device_rules():
+    from motion_keypoints.models.config_check import device_problem
+
+    assert device_problem("cpu", require=True, gpus=0) is None
+    assert "MODEL.DEVICE cpu" in device_problem("cuda", require=True, gpus=0)
+    assert device_problem("cuda", require=False, gpus=0) is None  # prediction falls back
+    assert "cuda:0 to cuda:1" in device_problem("cuda:2", require=False, gpus=2)
+    assert device_problem("cuda:1", require=True, gpus=2) is None
+    assert "did you mean cuda" in device_problem("cdua", require=False, gpus=0)
+
+
+def test_a_readable_checkpoint_passes_the_weights_check(tmp_path):
+    import torch
+
+    from motion_keypoints.models.config_check import weights_problem
+
+    good = tmp_path / "model.pth"
+    torch.save({"model": {"w": torch.zeros(3)}}, good)
+    assert weights_problem(str(good)) is None
+    assert weights_problem("detectron2://COCO-Keypoints/x.pkl") is None  # resolved elsewhere
+    (tmp_path / "bad.pkl").write_bytes(b"\x80\x04garbage")
+    assert "bad.pkl: cannot be read" in weights_problem(str(tmp_path / "bad.pkl"))

@@ -239,6 +239,10 @@ def _argmax_2d(hm: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return idx % w, idx // w, flat[np.arange(m), idx]
 
 
+#: The methods of :func:`decode` (``MODEL.HEATMAP.DECODE``).
+DECODE_METHODS = ("dark", "argmax")
+
+
 def decode(
     heatmaps: np.ndarray,
     method: str = "dark",
@@ -311,7 +315,7 @@ def decode(
         off = np.where(ok[:, None], np.clip(off, -1.0, 1.0), 0.0)
         coords += off
     else:
-        raise ValueError(f"unknown decode method {method!r}: use 'dark' or 'argmax'")
+        raise ValueError(f"unknown decode method {method!r}: use one of {DECODE_METHODS}")
 
     coords[~(maxvals > 0)] = np.nan
     return coords.reshape(*lead, 2), maxvals.reshape(lead)

@@ -5,6 +5,11 @@ keys are ignored by the R-CNN family). Select the family with
 
 from __future__ import annotations
 
+from typing import List
+
+from ...meta import KEYPOINT_NAMES
+from ..config_check import flag, integer, number, one_of, sequence
+
 #: The heatmap family's detectron2 meta-architecture (registered in :mod:`.meta_arch`).
 META_ARCHITECTURE = "TopDownHeatmap"
 
@@ -60,4 +65,42 @@ def add_heatmap_config(cfg) -> None:
     _C.SOLVER.OPTIMIZER = "SGD"
 
 
-__all__ = ["META_ARCHITECTURE", "add_heatmap_config"]
+def backbone_names() -> List[str]:
+    """The names ``MODEL.HEATMAP.BACKBONE`` takes: ``tiny_hrnet`` and timm's HRNets."""
+    import timm
+
+    return ["tiny_hrnet", *timm.list_models("hrnet*")]
+
+
+def decode_methods() -> tuple:
+    from .codec import DECODE_METHODS
+
+    return DECODE_METHODS
+
+
+_K = len(KEYPOINT_NAMES)
+#: The rule of each key above (models/config_check.py checks them in setup_cfg, before any work).
+HEATMAP_KEY_RULES = {
+    "MODEL.HEATMAP.BACKBONE": one_of(backbone_names, what="heatmap backbone (timm HRNet)"),
+    "MODEL.HEATMAP.INPUT_SIZE": sequence(integer(32, multiple_of=32), length=2),
+    "MODEL.HEATMAP.HEAD_CONVS": integer(0, 8),
+    "MODEL.HEATMAP.SIGMA": number(0, lo_open=True),
+    "MODEL.HEATMAP.UDP": flag(),
+    "MODEL.HEATMAP.DECODE": one_of(decode_methods, what="decode method"),
+    "MODEL.HEATMAP.DARK_KERNEL": integer(1, odd=True),
+    "MODEL.HEATMAP.BOX_MARGIN": number(0, lo_open=True),
+    "MODEL.HEATMAP.FLIP_TEST": flag(),
+    "MODEL.HEATMAP.OHKM_TOPK": integer(0, _K),
+    "MODEL.HEATMAP.LOSS_WEIGHT": number(0, lo_open=True),
+    "INPUT.HEATMAP.CENTER_JITTER": number(0, 1),
+    "INPUT.HEATMAP.SCALE_JITTER": number(0, 1, hi_open=True),
+    "INPUT.HEATMAP.ROTATION": number(0, 180),
+    "INPUT.HEATMAP.ROTATION_PROB": number(0, 1),
+    "INPUT.HEATMAP.FLIP_PROB": number(0, 1),
+    "INPUT.HEATMAP.HALF_BODY_PROB": number(0, 1),
+    "INPUT.HEATMAP.HALF_BODY_MIN_KEYPOINTS": integer(0, _K),
+    "SOLVER.OPTIMIZER": one_of(("SGD", "ADAM"), ignore_case=True, what="heatmap optimizer"),
+}
+
+
+__all__ = ["HEATMAP_KEY_RULES", "META_ARCHITECTURE", "add_heatmap_config", "backbone_names"]

@@ -16,8 +16,20 @@ from detectron2.config import CfgNode as _D2CfgNode
 from detectron2.config import get_cfg
 
 from ...errors import UserError
-from ...io.images import image_level
+from ...io.images import IMAGE_CHECK_LEVELS, image_level
 from ...meta import DEFAULT_OKS_SIGMAS, KEYPOINT_NAMES, metadata_problems
+from ..config_check import (
+    close_names,
+    flag,
+    format_problems,
+    integer,
+    number,
+    one_of,
+    raised_in_config_library,
+    sequence,
+    text,
+    yaml_problem,
+)
 
 ZOO_PREFIX = "model_zoo://"
 DEFAULT_OUTPUT_DIR = "./output"  # detectron2's default; replaced by outputs/<config-stem>
@@ -133,14 +145,57 @@ def add_kit_config(cfg) -> None:
     _C.TEST.KEYPOINT_OKS_SIGMAS = list(DEFAULT_OKS_SIGMAS)
 
 
+#: The rule of each key above (models/config_check.py checks them in setup_cfg, before any work);
+#: the keypoint count and OKS sigmas are checked against meta.py by check_config.
+KIT_KEY_RULES = {
+    "DATA.ROOT": text(nonempty=True),
+    "DATA.AUG_SET": text(),
+    "DATA.AUGMENTED_DIR": text(nonempty=True),
+    "DATA.VAL_FRACTION": number(0, 1, hi_open=True),
+    "DATA.SPLIT_SEED": integer(0, 2**32 - 1),
+    "DATA.SPLIT_STRATIFY": one_of(("none", "camera"), what="split stratification"),
+    "DATA.BBOX_MARGIN": number(0),
+    "DATA.CHECK_IMAGES": one_of(IMAGE_CHECK_LEVELS, what="check level"),
+    "DATA.ALLOW_FAR_POINTS": flag(),
+    "TRACKING.NEPTUNE": flag(),
+    "TRACKING.TAGS": sequence(text()),
+    "TRACKING.PERIOD": integer(1),
+    "TEST.BEST_METRIC": text(nonempty=True),
+    "MODEL.KEYPOINT_ON": flag(),
+    "MODEL.ROI_HEADS.NUM_CLASSES": integer(1, 1),
+    "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS": integer(1),
+    "TEST.KEYPOINT_OKS_SIGMAS": sequence(number(0, lo_open=True)),
+}
+
+
 class ConfigError(UserError, ValueError):
     """A config that cannot work for this task; the message says how to fix it."""
 
 
-def check_config(cfg) -> None:
-    """Fail at config time, with the fix, when the config cannot match this keypoint set."""
+def check_config(cfg, require_device: bool = False) -> None:
+    """Fail at config time, with the fix: every key against its rule (the kit's tables, the
+    detectron2 keys the kit depends on and their registries), the device, the weights file,
+    then whether the config can match this keypoint set (:mod:`..config_check`)."""
+    from .. import family_of
+    from ..config_check import (
+        DETECTRON2_KEY_RULES,
+        RCNN_KEY_RULES,
+        device_problem,
+        rule_problems,
+        weights_problem,
+    )
+    from ..heatmap.config import HEATMAP_KEY_RULES
+
+    rules = {**DETECTRON2_KEY_RULES, **KIT_KEY_RULES, **HEATMAP_KEY_RULES}
+    problems = rule_problems(cfg, {"MODEL.META_ARCHITECTURE": rules["MODEL.META_ARCHITECTURE"]})
+    if not problems and family_of(cfg) == "rcnn":
+        rules.update(RCNN_KEY_RULES)
+    problems = problems or rule_problems(cfg, rules)
+    problems += [p for p in (device_problem(cfg.MODEL.DEVICE, require_device),
+                             weights_problem(cfg.MODEL.WEIGHTS)) if p]
+    if problems:  # values first: the checks below assume well-typed values
+        raise ConfigError(format_problems(problems))
     n = len(KEYPOINT_NAMES)
-    problems = []
     if cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS != n:
         problems.append(
             f"MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS is {cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS} "
@@ -154,13 +209,11 @@ def check_config(cfg) -> None:
     ]
     if not cfg.MODEL.KEYPOINT_ON:
         problems.append("MODEL.KEYPOINT_ON is False: the kit trains Keypoint R-CNN models")
-    if not 0.0 <= cfg.DATA.VAL_FRACTION < 1.0:
-        problems.append(f"DATA.VAL_FRACTION must be in [0, 1), got {cfg.DATA.VAL_FRACTION}")
     if cfg.DATA.SPLIT_STRATIFY not in ("none", "camera"):
         problems.append(f"DATA.SPLIT_STRATIFY must be \"none\" or \"camera\", got "
                         f"{cfg.DATA.SPLIT_STRATIFY!r}")
     if problems:
-        raise ConfigError("config problems:\n  " + "\n  ".join(problems))
+        raise ConfigError(format_problems(problems))
 
 
 def _all_keys(cfg, prefix: str = ""):
@@ -171,16 +224,49 @@ def _all_keys(cfg, prefix: str = ""):
             yield f"{prefix}{k}"
 
 
-def _suggest_key(cfg, opts: Sequence[str]) -> str:
-    import difflib
+def merge_problem(cfg, exc: BaseException, where: str) -> str:
+    """One line for an error of yacs/detectron2 merging ``where`` (a config file, or
+    ``"override"``) into ``cfg``: the key, what is wrong, the fix."""
+    import re
 
-    keys = list(_all_keys(cfg))
-    for key in list(opts)[::2]:
-        if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=3)
-            if close:
-                return f" (did you mean {' or '.join(close)}?)"
-    return ""
+    message = str(exc.args[0]) if exc.args else type(exc).__name__
+    unknown = re.match(r"Non-existent (?:config )?key: (\S+)", message)
+    if unknown:
+        key = unknown.group(1)
+        return (f"{where}: unknown config key {key}{close_names(key, list(_all_keys(cfg)))}; "
+                "fix its name or remove it (the kit's keys are listed in README.md)")
+    mismatch = re.search(r"\(<class '(\w+)'> vs\. <class '(\w+)'>\) with values \((.*) vs\. "
+                         r"(.*)\) for config key: (\S+)", message, re.S)
+    if mismatch:
+        want, _, default, given, key = mismatch.groups()
+        want = {"int": "an integer", "float": "a number", "bool": "True or False",
+                "str": "a string", "tuple": "a list", "list": "a list"}.get(want, f"a {want}")
+        return f"{where}: {key} is {given!r}: it must be {want}, like its default {default}"
+    if "odd length" in message:
+        return f"{where}: overrides must be KEY VALUE pairs, and one value is missing"
+    return f"{where}: {message}"
+
+
+def _merge_file(cfg, config_file: str) -> None:
+    import yaml
+
+    try:
+        cfg.merge_from_file(str(config_file))
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_problem(exc)) from exc
+    except (AssertionError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        if not raised_in_config_library(exc):
+            raise
+        raise ConfigError(merge_problem(cfg, exc, str(config_file))) from exc
+
+
+def _merge_opts(cfg, opts: Sequence[str]) -> None:
+    try:
+        cfg.merge_from_list(list(opts))
+    except (AssertionError, KeyError, ValueError) as exc:
+        if not raised_in_config_library(exc):
+            raise
+        raise ConfigError(merge_problem(cfg, exc, "command-line override")) from exc
 
 
 def default_output_dir(config_file: Optional[str]) -> str:
@@ -188,8 +274,14 @@ def default_output_dir(config_file: Optional[str]) -> str:
     return os.path.join("outputs", stem)
 
 
-def setup_cfg(config_file: Optional[str], opts: Sequence[str] = (), freeze: bool = True):
-    """Build the kit's config: get_cfg -> add_kit_config -> file -> opts -> checks -> freeze."""
+def setup_cfg(config_file: Optional[str], opts: Sequence[str] = (), freeze: bool = True,
+              require_device: bool = False):
+    """Build the kit's config: get_cfg -> add_kit_config -> file -> opts -> checks -> freeze.
+
+    Every mistake is a :class:`ConfigError` of one line per problem, raised before any work
+    (:func:`check_config`). ``MODEL.DEVICE cuda`` on a machine without a GPU is an error with
+    ``require_device`` (training), else a warning and the CPU (predicting with a run trained
+    on a GPU)."""
     from ..heatmap.config import add_heatmap_config
 
     cfg = CfgNode(get_cfg())
@@ -198,14 +290,11 @@ def setup_cfg(config_file: Optional[str], opts: Sequence[str] = (), freeze: bool
     if config_file:
         if not Path(config_file).is_file():
             raise FileNotFoundError(f"config file {config_file} does not exist (see configs/)")
-        cfg.merge_from_file(str(config_file))
-    try:
-        cfg.merge_from_list(list(opts))
-    except (AssertionError, KeyError, ValueError) as exc:
-        raise ConfigError(f"bad override in {list(opts)}: {exc}{_suggest_key(cfg, opts)}") from exc
+        _merge_file(cfg, config_file)
+    _merge_opts(cfg, opts)
     if cfg.OUTPUT_DIR == DEFAULT_OUTPUT_DIR:
         cfg.OUTPUT_DIR = default_output_dir(config_file)
-    check_config(cfg)
+    check_config(cfg, require_device=require_device)
     if cfg.MODEL.DEVICE.startswith("cuda"):
         import torch
 
