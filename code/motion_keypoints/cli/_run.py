@@ -6,14 +6,21 @@ Before the command's body runs, the known harmless library warnings are filtered
 (:func:`motion_keypoints.console.quiet_library_warnings`) and the kit's logger prints plain lines
 (:func:`motion_keypoints.console.setup_console`). A file-system error on a path the user gave
 (permission denied, a folder where a file is expected or the reverse, a read-only disk...) is one
-line ``error: cannot write PATH: ...; choose ...``; any other exception is a bug and keeps its
-traceback.
+line ``error: cannot write PATH: ...; choose ...``. A YAML syntax error is one line naming the
+file, line and column; a yacs/detectron2 config error (unknown key, type mismatch, ...) is one
+line when it was raised inside the config libraries. An error torch re-raises from a DataLoader
+worker is unwrapped to the worker's original message (so a kit error raised while loading data
+is still its one line). Any other exception is a bug and keeps its traceback.
+
+The config itself is checked whole before any work by ``setup_cfg``
+(:mod:`motion_keypoints.models.config_check`); this boundary is the net for what escapes it.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import traceback
 from typing import Callable, List, Optional, Sequence
@@ -62,6 +69,46 @@ def path_error_message(exc: OSError) -> Optional[str]:
     return f"cannot write {path}: {why}; {fix}"
 
 
+#: Where torch re-raises an exception of a DataLoader worker (torch._utils.ExceptionWrapper):
+#: "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call
+#: last):\n..." with the same exception type.
+_WRAPPED = re.compile(r"^Caught \w+ in .*\nOriginal Traceback \(most recent call last\):\n", re.S)
+
+
+def unwrap_worker_message(message: str) -> str:
+    """The original message of an exception re-raised by torch from a DataLoader worker (the
+    last line(s) of the worker's traceback, without the exception's class name); any other
+    message unchanged."""
+    if not _WRAPPED.match(message):
+        return message
+    last = message.rsplit("Traceback (most recent call last):\n", 1)[-1].splitlines()
+    start = next((i for i, line in enumerate(last) if line and not line[0].isspace()), None)
+    if start is None:
+        return message
+    text = "\n".join(last[start:]).strip()
+    head, sep, rest = text.partition(": ")
+    return rest if sep and re.fullmatch(r"[\w.]+", head) else text
+
+
+def user_message(exc: BaseException) -> Optional[str]:
+    """The one line of a user's mistake (see the module); None for a bug, which keeps its
+    traceback. yacs/detectron2 config errors count only when raised inside the config
+    libraries, and YAML errors always (the kit writes no invalid YAML: the file is the user's)."""
+    import yaml
+
+    from ..models.config_check import raised_in_config_library, yaml_problem
+
+    if isinstance(exc, USER_ERRORS):
+        return unwrap_worker_message(str(exc))
+    if isinstance(exc, yaml.YAMLError):
+        return yaml_problem(exc)
+    if isinstance(exc, OSError):
+        return path_error_message(exc)
+    if isinstance(exc, (KeyError, AssertionError, ValueError)) and raised_in_config_library(exc):
+        return f"config: {exc.args[0] if exc.args else type(exc).__name__}"
+    return None
+
+
 def _prepare_console() -> None:
     from .. import console
 
@@ -77,19 +124,14 @@ def run_command(body: Callable[[List[str]], Optional[int]], argv: Optional[Seque
     _prepare_console()
     try:
         return int(body(argv) or 0)
-    except USER_ERRORS as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        message = path_error_message(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = user_message(exc)
         if message is None:
-            raise
+            raise  # a bug: its traceback
         if debug:
             traceback.print_exc()
         print(f"error: {message}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
