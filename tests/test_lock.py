@@ -56,6 +56,20 @@ def test_a_second_process_is_refused_naming_the_holder_and_a_dead_holder_does_no
     assert run.is_dir()  # a folder the lock did not create stays
 
 
+def test_processes_a_holder_starts_share_its_run_and_only_while_it_holds_it(tmp_path):
+    """``--num-gpus N`` workers are spawned processes: they write into the run their launching
+    process holds (the output policy asks held_runs), and only while it holds it."""
+    run = tmp_path / "run"
+    ask = ["-c", "from motion_keypoints.io.lock import held_runs; print(sorted(map(str, held_runs())))"]
+    with RunLock(run):
+        child = subprocess.run([sys.executable, *ask], capture_output=True, text=True, check=True)
+        assert str(run.resolve()) in child.stdout
+    env = {**os.environ, "MOTION_KEYPOINTS_RUN_LOCKS": f"{os.getpid()}={run.resolve()}"}
+    child = subprocess.run([sys.executable, *ask], capture_output=True, text=True, check=True,
+                           env=env)  # a stale claim (the lock is released) is not believed
+    assert str(run.resolve()) not in child.stdout
+
+
 def test_a_refused_or_failed_start_leaves_no_folder(tmp_path):
     run = tmp_path / "new" / "run"
     with RunLock(run):
@@ -77,10 +91,14 @@ def test_two_trainings_started_at_once_into_one_folder(synthetic_data, tmp_path)
     results = [(p, *p.communicate(timeout=1500)) for p in procs]
     codes = sorted(p.returncode for p, *_ in results)
     assert codes == [0, 1], [(p.returncode, err[-2000:]) for p, _, err in results]
-    (winner, *_), (loser, _, loser_err) = sorted(results, key=lambda r: r[0].returncode)
+    (winner, win_out, win_err), (loser, _, loser_err) = sorted(results,
+                                                                key=lambda r: r[0].returncode)
     lines = [x for x in loser_err.splitlines() if x.strip()]
     assert lines == [lines[-1]] and lines[-1].startswith("error: "), loser_err[-2000:]
     assert f"PID {winner.pid}" in lines[-1] and "in use" in lines[-1]
+    # Validated at the end only (no best checkpoint): the summary still names the iteration.
+    done = [x for x in (win_out + win_err).splitlines() if " done: " in x]
+    assert done and "best validation RMSE" in done[-1] and "at iteration 2;" in done[-1], done
     # One run's metrics, not two interleaved: every line whole, iterations strictly increasing.
     its = [json.loads(line)["iteration"] for line in (out / "metrics.json").read_text().splitlines()]
     assert its == sorted(set(its)) and its, its

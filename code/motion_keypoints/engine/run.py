@@ -26,7 +26,9 @@ from ..io.runs import (
     check_run_folder,
     clear_run_folder,
     data_fingerprint,
+    new_run_id,
     read_run_record,
+    remove_partial_files,
     run_record,
     write_run_record,
 )
@@ -179,6 +181,39 @@ def check_weights(cfg) -> None:
         ) from exc
 
 
+def eval_weights(cfg, resume: bool = False) -> str:
+    """The trained model ``--eval-only`` validates: with ``resume`` the run's last checkpoint,
+    else its ``model_best.pth``, else its ``model_final.pth``, else ``MODEL.WEIGHTS`` when that
+    is a checkpoint a kit training wrote (it records its run). Anything else (no model: the
+    RMSE of untrained or only pre-trained weights means nothing) is a one-line SetupError.
+    A checkpoint of the run folder must belong to its run (RunError otherwise)."""
+    from ..io.runs import CHECKPOINTS
+    from .checkpoint import CheckpointError, check_checkpoint_run, checkpoint_run
+
+    out = Path(cfg.OUTPUT_DIR)
+    names = [CHECKPOINTS["best"], CHECKPOINTS["final"]]
+    last = out / "last_checkpoint"
+    if resume and last.is_file():
+        names.insert(0, last.read_text().strip())
+    for name in names:
+        if name and (out / name).is_file():
+            check_checkpoint_run(out / name, out)
+            return str(out / name)
+    weights = str(cfg.MODEL.WEIGHTS)
+    if weights and "://" not in weights and Path(weights).is_file():
+        try:
+            if checkpoint_run(weights) is not None:
+                return weights
+        except CheckpointError:
+            pass
+    given = f"MODEL.WEIGHTS {weights}" if weights else "MODEL.WEIGHTS ''"
+    raise SetupError(
+        f"--eval-only: {out} has no trained model ({' / '.join(names)} missing) and {given} is "
+        "not a checkpoint of a kit training: train the run first (without --eval-only; "
+        "--resume finishes an interrupted one), or pass MODEL.WEIGHTS <run>/model_best.pth"
+    )
+
+
 # ------------------------------------------------------------------------------- the run
 
 
@@ -225,7 +260,9 @@ def prepare_run(cfg, resume: bool = False, eval_only: bool = False, clear: bool 
     run_split(cfg, validated_train_df(cfg))
     manifest = check_aug_set(cfg)
     last = Path(cfg.OUTPUT_DIR) / "last_checkpoint"
-    if eval_only or not (resume and last.is_file()):
+    if eval_only:
+        eval_weights(cfg, resume=resume)  # a trained model, or one line
+    elif not (resume and last.is_file()):
         check_weights(cfg)
     record = compute_run_record(cfg, manifest)
     action = check_run_folder(cfg.OUTPUT_DIR, record, resume=resume, clear=clear,
@@ -249,7 +286,12 @@ def start_run(cfg, args, record: Optional[dict] = None) -> None:
             logger.info("cleared %s (--clear)", out)
         if not getattr(args, "eval_only", False):
             out.mkdir(parents=True, exist_ok=True)
-            write_run_record(out, {k: v for k, v in record.items() if k != "action"})
+            # The run's own id: kept by a resumed run, new for a new (or cleared) one.
+            old = read_run_record(out) if record.get("action") == "same" else None
+            run_id = (old or {}).get("run_id") or new_run_id()
+            write_run_record(out, {**{k: v for k, v in record.items() if k != "action"},
+                                   "run_id": run_id})
+        remove_partial_files(out)
     setup_run_logging(str(out), rank=comm.get_rank())
     default_setup(cfg, args)
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, BinaryIO, Callable, Dict, List, Mapping, Optional, Sequence
 
 from ..errors import UserError
 from ..meta import FLIP_PAIRS, KEYPOINT_NAMES
-from ..utils import PathLike, atomic_write_text
+from ..utils import PathLike, atomic_path, atomic_write_text
 from .lock import LOCK_FILE
 
 RUN_INFO_FILE = "run_info.json"
@@ -47,7 +48,20 @@ def read_best_checkpoint(run_dir: PathLike) -> Optional[Dict[str, Any]]:
 
 
 def write_best_checkpoint(run_dir: PathLike, record: Dict[str, Any]) -> None:
-    atomic_write_text(Path(run_dir) / BEST_CHECKPOINT_FILE, json.dumps(record, indent=1))
+    """Write ``best_checkpoint.json`` durably (after its checkpoint is complete)."""
+    text = json.dumps(record, indent=1)
+    durable_write(Path(run_dir) / BEST_CHECKPOINT_FILE, lambda f: f.write(text.encode()))
+
+
+def durable_write(path: PathLike, write: Callable[[BinaryIO], Any], kind: str = "run record") -> None:
+    """Write a run file through ``write(binary file)`` so that a kill or a full disk at any
+    moment leaves the old file (or none), never a partial one: the kit's one write path
+    (:func:`motion_keypoints.utils.atomic_path`: a temporary file in the same folder, fsynced,
+    renamed into place, the folder fsynced). On an error the temporary file is removed and the
+    error propagates."""
+    with atomic_path(path, kind, "OUTPUT_DIR") as tmp:
+        with open(tmp, "wb") as f:
+            write(f)
 
 
 def write_run_info(
@@ -92,7 +106,9 @@ def write_run_info(
         "config": str(out / "config.yaml"),
         "val_rmse": best["val_rmse"] if best else final_val_rmse,
         "final_val_rmse": final_val_rmse,
-        "best_iteration": best["iteration"] if best else None,
+        # Without a best checkpoint the validation RMSE is the final evaluation's, at the end.
+        "best_iteration": best["iteration"] if best else (
+            max_iter - 1 if final_val_rmse is not None else None),
         "n_train": n_train,
         "n_val": n_val,
         "split": str(out / SPLIT_FILE),
@@ -201,9 +217,58 @@ def write_run_record(run_dir: PathLike, record: dict) -> None:
     atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(record, indent=1) + "\n")
 
 
+def new_run_id() -> str:
+    """A run's own id (``run.json`` ``"run_id"``): two runs of the same config and data in two
+    folders have the same fingerprint, but not the same id."""
+    return uuid.uuid4().hex
+
+
+def run_identity(run_dir: PathLike, record: Mapping) -> dict:
+    """What a checkpoint records about its run: ``{"id", "fingerprint", "name"}``."""
+    return {"id": record.get("run_id"), "fingerprint": record.get("fingerprint"),
+            "name": Path(run_dir).name}
+
+
+def read_run_identity(run_dir: PathLike) -> Optional[dict]:
+    """:func:`run_identity` of a run folder from its ``run.json`` (``run_info.json``'s
+    fingerprint for a run without one); None when it has neither."""
+    record = read_run_record(run_dir)
+    if record is None:
+        info = Path(run_dir) / RUN_INFO_FILE
+        try:
+            fingerprint = json.loads(info.read_text()).get("fingerprint") if info.is_file() else None
+        except ValueError:
+            fingerprint = None
+        if not fingerprint:
+            return None
+        record = {"fingerprint": fingerprint}
+    return run_identity(run_dir, record)
+
+
+def same_run(a: Mapping, b: Mapping) -> bool:
+    """Whether two run identities name the same run: by id where both have one, else by
+    fingerprint."""
+    if a.get("id") and b.get("id"):
+        return a["id"] == b["id"]
+    return bool(a.get("fingerprint")) and a.get("fingerprint") == b.get("fingerprint")
+
+
+def remove_partial_files(run_dir: PathLike) -> int:
+    """Remove the temporary files a killed write left in a run folder (``.<name>.<random>.tmp*``
+    of the atomic writes; the final names were never touched). Call it only while holding the
+    run's lock. Returns how many were removed."""
+    from .outputs import remove_output
+
+    d = Path(run_dir)
+    if not d.is_dir():
+        return 0
+    return sum(remove_output(p) for p in d.glob(".*.tmp*") if p.is_file())
+
+
 def has_checkpoints(run_dir: PathLike) -> bool:
     d = Path(run_dir)
-    return (d / "last_checkpoint").is_file() or any(d.glob("*.pth"))
+    return (d / "last_checkpoint").is_file() or any(
+        not p.name.startswith(".") for p in d.glob("*.pth"))  # not a killed save's temporary
 
 
 def _differences(old: dict, new: dict) -> str:

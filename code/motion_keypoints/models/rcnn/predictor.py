@@ -332,8 +332,10 @@ def load_run_config(run: Path, checkpoint: str = "best", opts: Sequence[str] = (
 
     A user's mistake is a one-line :class:`motion_keypoints.io.runs.RunError` naming the file
     and what to do: no such folder, no ``config.yaml`` or ``run_info.json`` (not a finished
-    run), an unknown checkpoint name, a missing checkpoint file. ``best`` without
-    ``model_best.pth`` (a run without validation) uses ``model_final.pth`` with a warning."""
+    run), an unknown checkpoint name, a missing checkpoint file, a checkpoint that belongs to
+    another run (:func:`motion_keypoints.engine.checkpoint.check_checkpoint_run`; one that
+    records no run is used with a warning). ``best`` without ``model_best.pth`` (a run without
+    validation) uses ``model_final.pth`` with a warning."""
     from .config import setup_cfg
 
     run = Path(run)
@@ -371,7 +373,11 @@ def load_run_config(run: Path, checkpoint: str = "best", opts: Sequence[str] = (
                 if others else f"finish its training: python code/train.py --config-file "
                 f"{cfg_file} --resume OUTPUT_DIR {run}")
         raise RunError(f"{weights} is missing: {hint}")
+    from ...engine.checkpoint import check_checkpoint_run
+
     cfg = setup_cfg(str(cfg_file), ["MODEL.WEIGHTS", str(weights), *opts], freeze=False)
+    if Path(cfg.MODEL.WEIGHTS).is_file():  # the run's checkpoint, or a MODEL.WEIGHTS override
+        check_checkpoint_run(cfg.MODEL.WEIGHTS, run)  # another run's: refused
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()

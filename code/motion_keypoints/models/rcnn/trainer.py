@@ -18,20 +18,23 @@ from pathlib import Path
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 
+from ...engine.checkpoint import RunCheckpointer
 from ...engine.hooks import BestCheckpointer
 from ...engine.progress import ProgressHook
 from ...engine.run import (
     SCRATCH_HINT,
     SetupError,
     check_weights,
+    eval_weights,
     prune_metrics_json,
     run_fingerprint,
 )
 from ...engine.tracking import build_tracking_hook
 from ...evaluation.evaluate import training_mean_pose
-from ...io.runs import split_val_images, write_run_info
+from ...io.runs import read_run_record, run_identity, split_val_images, write_run_info
 from .datasets import register_run_datasets
 from .evaluator import KeypointRMSEEvaluator
+from .weights import KeypointTransferCheckpointer
 
 logger = logging.getLogger("motion_keypoints")
 
@@ -54,6 +57,12 @@ class _LogStream(io.TextIOBase):
         return len(text)
 
 
+class RunTrainCheckpointer(RunCheckpointer, KeypointTransferCheckpointer):
+    """The training checkpointer: :class:`~motion_keypoints.engine.checkpoint.RunCheckpointer`
+    (atomic saves, the run's identity, verified resume) over the COCO 17-keypoint predictor
+    transfer (:class:`.weights.KeypointTransferCheckpointer`)."""
+
+
 class Trainer(DefaultTrainer):
     """DefaultTrainer with the competition evaluator, a best-checkpoint hook, tracking and the
     console progress bar.
@@ -70,14 +79,15 @@ class Trainer(DefaultTrainer):
     DIVERGED_HINT = SCRATCH_HINT
 
     def build_checkpointer(self):
-        """The checkpointer of the run: COCO keypoint checkpoints keep their 17-keypoint
-        predictor, transferred to the kit's keypoints (:mod:`.weights`), instead of being dropped."""
+        """The checkpointer of the run (:class:`RunTrainCheckpointer`): atomic saves that record
+        the run (``run.json``'s id), a verified ``--resume`` with a fallback to the previous good
+        checkpoint, and COCO keypoint checkpoints that keep their 17-keypoint predictor."""
         import weakref
 
-        from .weights import KeypointTransferCheckpointer
-
-        return KeypointTransferCheckpointer(
-            self.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+        record = read_run_record(self.cfg.OUTPUT_DIR)
+        run = run_identity(self.cfg.OUTPUT_DIR, record) if record else None
+        return RunTrainCheckpointer(
+            self.model, self.cfg.OUTPUT_DIR, run=run, trainer=weakref.proxy(self)
         )
 
     @classmethod
@@ -106,7 +116,12 @@ class Trainer(DefaultTrainer):
         output_folder = output_folder or cls.inference_dir(cfg)
         # The one mean pose of the kit: the training rows of the run's split (original frames).
         pose = training_mean_pose(cfg.DATA.ROOT, exclude=split_val_images(cfg.OUTPUT_DIR))
-        return DatasetEvaluators(
+        from detectron2.utils import comm
+
+        # Multi-process: rank 0 writes COCOEvaluator's COCO-format cache, the others read it.
+        if not comm.is_main_process():
+            comm.synchronize()
+        evaluators = DatasetEvaluators(
             [
                 KeypointRMSEEvaluator(dataset_name, pose, output_dir=output_folder),
                 COCOEvaluator(
@@ -119,6 +134,9 @@ class Trainer(DefaultTrainer):
                 ),
             ]
         )
+        if comm.is_main_process():
+            comm.synchronize()
+        return evaluators
 
     @classmethod
     def build_mapper(cls, cfg, is_train: bool):
@@ -179,7 +197,10 @@ class Trainer(DefaultTrainer):
 
     def resume_or_load(self, resume=True):
         super().resume_or_load(resume=resume)
-        if self.start_iter < self.max_iter:  # a finished run keeps its metrics as they are
+        from detectron2.utils import comm
+
+        # a finished run keeps its metrics as they are; in a multi-process run, rank 0 writes
+        if self.start_iter < self.max_iter and comm.is_main_process():
             n = prune_metrics_json(self.cfg.OUTPUT_DIR, self.start_iter)
             if self.start_iter > 0:
                 logger.info("resuming at iteration %d (%d metrics.json lines dropped)",
@@ -208,12 +229,10 @@ def train(cfg, resume: bool = False, eval_only: bool = False, trainer_cls=Traine
         if run_data.val_name is None:
             raise SetupError(f"--eval-only: {cfg.OUTPUT_DIR} has no validation frames "
                              f"(DATA.VAL_FRACTION {cfg.DATA.VAL_FRACTION}): nothing to evaluate")
+        weights = eval_weights(cfg, resume=resume)  # a trained model, never random weights
+        logger.info("--eval-only: validating %s", weights)
         model = trainer_cls.build_model(cfg)
-        weights = cfg.MODEL.WEIGHTS
-        best = Path(cfg.OUTPUT_DIR) / "model_best.pth"
-        if not weights and best.is_file():
-            weights = str(best)
-        trainer_cls.load_for_eval(cfg, model, weights, resume=resume)
+        trainer_cls.load_for_eval(cfg, model, weights, resume=False)
         results = trainer_cls.test(cfg, model)
         from ...engine.progress import evaluation_summary
 
@@ -240,6 +259,10 @@ def train(cfg, resume: bool = False, eval_only: bool = False, trainer_cls=Traine
     # DefaultTrainer.train() returns results only with TEST.EXPECTED_RESULTS; the eval hook keeps them.
     results = getattr(trainer, "_last_eval_results", None)
     final_rmse = results["keypoints_rmse"]["rmse"] if results and "keypoints_rmse" in results else None
+    from detectron2.utils import comm
+
+    if not comm.is_main_process():  # a multi-process run: rank 0 writes the run's record
+        return results or {}
     info = write_run_info(
         cfg.OUTPUT_DIR, data_root=cfg.DATA.ROOT, aug_set=cfg.DATA.AUG_SET, n_train=run_data.n_train,
         n_val=run_data.n_val, max_iter=cfg.SOLVER.MAX_ITER, final_val_rmse=final_rmse,
@@ -257,7 +280,11 @@ def log_done(info: dict, cfg, start_iter: int, seconds: float) -> None:
         logger.info("run %s done: %s, no validation (DATA.VAL_FRACTION 0); model: %s",
                     info["name"], iters, model)
         return
-    rmse = info["val_rmse"]
-    shown = "n/a" if rmse is None else f"{rmse:.2f} px"
-    logger.info("run %s done: %s, best validation RMSE %s at iteration %s; model: %s",
-                info["name"], iters, shown, info["best_iteration"], model)
+    rmse, at = info["val_rmse"], info.get("best_iteration")
+    if rmse is None or at is None:
+        logger.info("run %s done: %s, no validation RMSE (no evaluation finished); model: %s",
+                    info["name"], iters, model)
+        return
+    # best_iteration is detectron2's 0-based index; the evaluation lines count iterations done.
+    logger.info("run %s done: %s, best validation RMSE %.2f px at iteration %d; model: %s",
+                info["name"], iters, rmse, at + 1, model)
