@@ -206,3 +206,20 @@ def test_no_traceback_from_the_real_command(tmp_path, synthetic_data, config, op
     assert proc.returncode == 1, proc.stderr
     assert expected in one_error_line(proc.stderr)
     assert not out.exists()
+
+
+def test_predict_with_a_truncated_checkpoint_names_the_file(capsys, tmp_path, synthetic_data):
+    from motion_keypoints.cli import predict
+    from motion_keypoints.models.rcnn.config import setup_cfg
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(setup_cfg(str(TINY), ["OUTPUT_DIR", str(run)]).dump())
+    (run / "run_info.json").write_text('{"family": "rcnn"}')
+    weights = _truncated_checkpoint(run / "model_best.pth")
+    before = sorted(p.name for p in run.iterdir())
+    rc = predict.main(["--run", str(run), "--data-root", str(synthetic_data)])
+    assert rc == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{weights}: cannot be read as a checkpoint" in line
+    assert sorted(p.name for p in run.iterdir()) == before  # no predictions written
