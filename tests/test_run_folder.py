@@ -125,13 +125,15 @@ def _aug_cfg(root, aug_dir, name="reference8"):
 
 def _fake_set(cfg, **changes):
     from motion_keypoints.engine.run import labels_sha256, set_definition
+    from motion_keypoints.utils import file_sha256
 
     set_dir = Path(cfg.DATA.AUGMENTED_DIR) / cfg.DATA.AUG_SET
     set_dir.mkdir(parents=True, exist_ok=True)
     (set_dir / "annotations.csv").write_text("image\n")
     manifest = {"set": cfg.DATA.AUG_SET, "status": "complete", "hash": "h1",
                 "definition": set_definition(cfg.DATA.AUG_SET),
-                "source": {"data_root": cfg.DATA.ROOT, "sha256": labels_sha256(cfg.DATA.ROOT)}}
+                "source": {"data_root": cfg.DATA.ROOT, "sha256": labels_sha256(cfg.DATA.ROOT)},
+                "annotations_sha256": file_sha256(set_dir / "annotations.csv")}
     manifest.update(changes)
     (set_dir / "manifest.json").write_text(json.dumps(manifest))
     return manifest
@@ -167,6 +169,40 @@ def test_training_checks_its_augmentation_set(synthetic_data, tmp_path, monkeypa
         check_aug_set(cfg)
 
 
+def test_training_rechecks_the_sets_annotations_against_its_manifest(synthetic_data, tmp_path,
+                                                                     monkeypatch):
+    """A set's annotations.csv edited after the build is refused with the command that
+    rebuilds it, and that command makes the set usable again (issue 16 item 4)."""
+    from motion_keypoints.augment.render import build_sets
+    from motion_keypoints.cli.augmentation import main as augmentation_main
+    from motion_keypoints.engine.run import SetupError, check_aug_set
+
+    monkeypatch.chdir(REPO)
+    data, aug = tmp_path / "data", tmp_path / "aug"
+    shutil.copytree(synthetic_data, data)
+    build_sets(data, aug, ["demo"], workers=1, progress=False)
+    cfg = _aug_cfg(data, aug, "demo")
+    assert check_aug_set(cfg)["annotations_sha256"]
+    ann = aug / "demo" / "annotations.csv"
+    df = pd.read_csv(ann)
+    df.loc[0, COORD_COLUMNS[0]] += 7.0  # a hand edit after the build
+    df.to_csv(ann, index=False)
+    with pytest.raises(SetupError) as err:
+        check_aug_set(cfg)
+    msg = str(err.value)
+    assert "annotations.csv" in msg and "changed after the set was built" in msg
+    command = msg.splitlines()[-1].strip()
+    assert command.startswith("python code/augmentation.py") and "--sets demo" in command
+    assert augmentation_main(command.split()[2:]) == 0  # the printed command fixes it
+    assert check_aug_set(cfg)["annotations_sha256"]
+    # a set built before the manifest recorded the hash cannot be checked: rebuild it too
+    manifest = json.loads((aug / "demo" / "manifest.json").read_text())
+    del manifest["annotations_sha256"]
+    (aug / "demo" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SetupError, match="(?s)older version.*--sets demo"):
+        check_aug_set(cfg)
+
+
 # ---------------------------------------------------------------- a failed start leaves no run
 
 
@@ -193,6 +229,53 @@ def test_a_failed_start_leaves_no_run(synthetic_data, tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "--clear" in proc.stderr and "OUTPUT_DIR" in proc.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    # --eval-only needs a trained model: never the RMSE of untrained weights, nothing written
+    fresh = tmp_path / "no-run"
+    proc = _train("--eval-only", "DATA.ROOT", synthetic_data, "OUTPUT_DIR", fresh)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "--eval-only" in proc.stderr and "no trained model" in proc.stderr
+    assert "RMSE" not in proc.stdout + proc.stderr.replace("meaningless RMSE", "")
+    assert not fresh.exists()
+
+
+# --------------------------------------------------------- runs verified before prediction
+
+
+def _fake_run(run, family, val):
+    run.mkdir(parents=True)
+    (run / "run_info.json").write_text(json.dumps({"name": run.name, "family": family,
+                                                   "validated": bool(val)}))
+    (run / "split.json").write_text(json.dumps({"train": ["a.jpg"], "val": val}))
+    return run
+
+
+def test_boxes_come_only_from_a_keypoint_rcnn_run(tmp_path):
+    from motion_keypoints.models.heatmap.predictor import load_boxes
+
+    heatmap = _fake_run(tmp_path / "hrnet", "heatmap", ["b.jpg"])
+    (heatmap / "predictions_val.csv").write_text("image\n")  # it has predicted: still refused
+    with pytest.raises(RunError) as err:
+        load_boxes(heatmap, "val", ["b.jpg"], tmp_path)  # as another run's or as its own
+    msg = str(err.value)
+    assert "heatmap run" in msg and "Keypoint R-CNN" in msg and "\n" not in msg
+    rcnn = _fake_run(tmp_path / "rcnn", "rcnn", ["b.jpg"])
+    with pytest.raises(RunError, match="predictions_val.csv is missing"):  # past the family check
+        load_boxes(rcnn, "val", ["b.jpg"], tmp_path)
+    with pytest.raises(RunError, match="run_info.json is missing"):
+        load_boxes(tmp_path, "val", ["b.jpg"], tmp_path)
+
+
+def test_predicting_validation_of_a_run_without_validation_is_refused(synthetic_data, tmp_path):
+    from motion_keypoints.models.rcnn.predictor import images_of_split
+
+    run = _fake_run(tmp_path / "run", "rcnn", [])
+    with pytest.raises(RunError) as err:
+        images_of_split(run, synthetic_data, "val")
+    msg = str(err.value)
+    assert "without validation" in msg and "--split test" in msg and "\n" not in msg
+    names, folder = images_of_split(_fake_run(tmp_path / "v", "rcnn", ["b.jpg"]), synthetic_data,
+                                    "val")
+    assert names == ["b.jpg"] and folder.name == "train_imgs"
 
 
 # ------------------------------------------------------------- validation without cache effects

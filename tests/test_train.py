@@ -210,6 +210,11 @@ def test_training_without_validation(synthetic_data, tmp_path):
     assert info["fingerprint"] == json.loads((out / "run.json").read_text())["fingerprint"]
     run_script("predict", "--run", out, "--data-root", synthetic_data, "--split", "test")
     assert (out / "predictions_test.csv").is_file()
+    # its validation split is refused in one line, and no (empty) predictions file is written
+    val = run_script("predict", "--run", out, "--data-root", synthetic_data, "--split", "val",
+                     check=False)
+    assert val.returncode == 1 and "Traceback" not in val.stderr, val.stderr[-2000:]
+    assert "without validation" in val.stderr and not list(out.glob("predictions_val*"))
     # ... and ensemble: unweighted methods work, RMSE weights are refused with the run's name.
     sub = tmp_path / "submission.csv"
     proc = run_script("ensemble", "--runs", out, "--data-root", synthetic_data, "--split", "test",

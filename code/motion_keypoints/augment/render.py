@@ -31,7 +31,9 @@ The manifest records what training checks before it uses a set: ``"complete"`` (
 every image and ``annotations.csv`` are written), ``"data_root"`` (resolved), the source
 ``train_df.csv`` sha256 (``source.train_csv_sha256``), the ``label_overrides.csv`` sha256
 (``source.overrides_sha256``, null without the file), the hash of the set definition alone
-(``definition_hash``) and ``hash`` (definition + sources + library versions).
+(``definition_hash``), ``hash`` (definition + sources + library versions) and the sha256 of
+the finished ``annotations.csv`` (``annotations_sha256``: training refuses a set whose
+annotations were edited after the build).
 
 Configs are :mod:`.config`, transforms :mod:`.ops`; the command line is
 :mod:`motion_keypoints.cli.augmentation`.
@@ -456,6 +458,8 @@ def build_set(
     manifest.update(
         status="complete",
         complete=True,
+        # what training checks annotations.csv against (edited after the build: refused)
+        annotations_sha256=file_sha256(set_dir / "annotations.csv"),
         counts={k: summary[k] for k in counts},
         adjusted=adjusted,
         workers=workers,

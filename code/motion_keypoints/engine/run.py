@@ -100,17 +100,20 @@ def augmented_set_dir(cfg) -> Path:
     return Path(cfg.DATA.AUGMENTED_DIR) / cfg.DATA.AUG_SET
 
 
-def rebuild_command(cfg) -> str:
+def rebuild_command(cfg, overwrite: bool = False) -> str:
+    """The command that (re)builds the run's set; ``overwrite`` for a set whose files someone
+    edited (the output policy replaces only files the kit wrote, unless told)."""
     out = "" if str(cfg.DATA.AUGMENTED_DIR) == "augmented" else f" --out {cfg.DATA.AUGMENTED_DIR}"
     return (f"python code/augmentation.py --data-root {cfg.DATA.ROOT}{out} "
-            f"--sets {cfg.DATA.AUG_SET}")
+            f"--sets {cfg.DATA.AUG_SET}" + (" --overwrite" if overwrite else ""))
 
 
 def check_aug_set(cfg) -> Optional[dict]:
     """The manifest of the run's augmentation set (None without one) after checking that the
-    set is complete, was built from this data root's labels and overrides, and from the set's
-    current definition in the augmentation config. Otherwise SetupError with the rebuild
-    command."""
+    set is complete, that its annotations.csv is the one the build wrote (the sha256 its
+    manifest recorded), that it was built from this data root's labels and overrides, and from
+    the set's current definition in the augmentation config. Otherwise SetupError with the
+    rebuild command."""
     if not cfg.DATA.AUG_SET:
         return None
     set_dir = augmented_set_dir(cfg)
@@ -126,9 +129,16 @@ def check_aug_set(cfg) -> Optional[dict]:
     except ValueError:
         raise SetupError(f"{manifest_path} is unreadable. Rebuild the set:\n  "
                          f"{rebuild_command(cfg)}") from None
-    why = None
+    why, edited = None, False
+    recorded = manifest.get("annotations_sha256")
     if manifest.get("status") != "complete":
         why = f"is not complete (status {manifest.get('status')!r}: an interrupted build)"
+    elif not recorded:
+        why = ("records no sha256 of its annotations.csv (built by an older version of the kit), "
+               "so its annotations cannot be checked")
+    elif file_sha256(set_dir / "annotations.csv") != recorded:
+        why, edited = (f"has an annotations.csv that was changed after the set was built (its "
+                       f"sha256 is not the one {manifest_path.name} recorded)"), True
     elif (manifest.get("source") or {}).get("sha256") != labels_sha256(cfg.DATA.ROOT):
         why = (f"was built from other labels (data root {(manifest.get('source') or {}).get('data_root')}"
                f"), not {cfg.DATA.ROOT}'s train_df.csv and label_overrides.csv as they are now")
@@ -139,7 +149,7 @@ def check_aug_set(cfg) -> Optional[dict]:
             why = "was built from another definition of the set than the augmentation config's"
     if why:
         raise SetupError(f"augmentation set {cfg.DATA.AUG_SET!r} ({set_dir}) {why}. Rebuild it "
-                         f"with:\n  {rebuild_command(cfg)}")
+                         f"with:\n  {rebuild_command(cfg, overwrite=edited)}")
     return manifest
 
 

@@ -27,12 +27,33 @@ from ...evaluation.metrics import rmse, scale_pose
 from ...geometry import box_from_points, to_continuous
 from ...io.guards import check_output
 from ...io.predictions import predict_command, prediction_frame, read_predictions, write_predictions
-from ...io.runs import RunError, split_val_images
+from ...io.runs import RUN_INFO_FILE, RunError, split_val_images
 from ...io.tables import keypoints_array
 from ..rcnn.predictor import images_of_split, load_run_config
 from .data import HeatmapTestMapper
 
 logger = logging.getLogger("motion_keypoints")
+
+
+def check_boxes_run(boxes_run) -> None:
+    """A ``--boxes-from`` run must be a finished Keypoint R-CNN run (its ``run_info.json``
+    family): a heatmap run's boxes are themselves borrowed (or ground truth), and a heatmap run
+    as its own box source would feed its predictions back as boxes. One-line RunError."""
+    import json
+
+    info_file = Path(boxes_run) / RUN_INFO_FILE
+    if not info_file.is_file():
+        raise RunError(f"--boxes-from {boxes_run}: {info_file.name} is missing, so it is not a "
+                       "finished training run; give a trained Keypoint R-CNN run folder")
+    try:
+        family = json.loads(info_file.read_text()).get("family", "rcnn")
+    except (ValueError, AttributeError):
+        raise RunError(f"--boxes-from {boxes_run}: {info_file} is not valid JSON; give a trained "
+                       "Keypoint R-CNN run folder") from None
+    if family != "rcnn":
+        raise RunError(f"--boxes-from {boxes_run} is a {family} run ({info_file}): person boxes "
+                       "come from a Keypoint R-CNN run; give one (e.g. outputs/tiny-cpu), "
+                       "predicted on the same split")
 
 
 def load_boxes(boxes_run, split: str, names: Sequence[str], data_root) -> Dict[str, np.ndarray]:
@@ -42,6 +63,7 @@ def load_boxes(boxes_run, split: str, names: Sequence[str], data_root) -> Dict[s
     if not boxes_run.is_dir():
         raise RunError(f"--boxes-from {boxes_run}: no such run folder; give a Keypoint R-CNN run "
                        "folder (outputs/<run>) that has predicted this split")
+    check_boxes_run(boxes_run)
     file = boxes_run / f"predictions_{split}.csv"
     if not file.is_file():
         raise RunError(f"--boxes-from {boxes_run}: {file.name} is missing; predict the {split} "

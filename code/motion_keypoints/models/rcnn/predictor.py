@@ -37,7 +37,7 @@ from ...data.layout import DataPaths, validate_data_root
 from ...geometry import box_iou, flip_box, flip_points, from_continuous
 from ...io.guards import check_output
 from ...io.predictions import PREDICTION_SPLITS, prediction_frame, write_predictions
-from ...io.runs import CHECKPOINTS, RUN_INFO_FILE, RunError, split_val_images
+from ...io.runs import CHECKPOINTS, RUN_INFO_FILE, SPLIT_FILE, RunError, split_val_images
 from ...io.tables import read_keypoint_csv
 from ...meta import FLIP_INDEX
 from ...motion.select import RULES as PERSON_RULES
@@ -392,7 +392,12 @@ def images_of_split(run: Path, data_root: Path, split: str) -> tuple:
         sub = read_keypoint_csv(paths.sample_submission)
         return list(sub["image"]), paths.test_images
     if split == "val":
-        return split_val_images(run), paths.train_images
+        names = split_val_images(run)
+        if not names:
+            raise RunError(f"--split val: {run} was trained without validation (its "
+                           f"{SPLIT_FILE} has no validation frames: DATA.VAL_FRACTION 0), so "
+                           "there is nothing to predict; predict --split test")
+        return names, paths.train_images
     raise ValueError(f"unknown split {split!r}; valid: {', '.join(PREDICTION_SPLITS)}")
 
 
