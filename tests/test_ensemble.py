@@ -727,8 +727,10 @@ def test_smooth_auto_without_validation_predictions(tmp_path, capsys):
     runs = clip_runs(tmp_path, root, names, truth)
     (runs[0] / "predictions_val.csv").unlink()
     with pytest.raises(EnsembleError, match="--smooth auto needs each member's validation "
-                                            "predictions"):
+                                            "predictions") as exc:
         run_ensemble(runs, root, "test", "mean", samples=0, smooth="auto")
+    # the way out is the smoothing's own (issue 20), not an unrelated weighting option
+    assert "--smooth default" in str(exc.value) and "--weight-by" not in str(exc.value)
     argv = ["--runs", *map(str, runs), "--data-root", str(root), "--samples", "0",
             "--out", str(tmp_path / "s.csv")]
     assert ensemble_main(argv) == 0  # the default falls back to off, and says so

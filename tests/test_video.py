@@ -396,3 +396,51 @@ def test_heatmap_runs_only_is_one_line_error(tmp_path, small_video, heatmap_run)
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr
     assert "needs an R-CNN run" in lines[0] and "--runs" in lines[0]
     assert not (tmp_path / "o" / "keypoints.csv").exists()
+
+
+# ------------------------------------------------------------------ issue 20: bad frames early
+def _frames_folder(tmp_path, n=5):
+    folder = tmp_path / "frames"
+    folder.mkdir(parents=True)
+    for i, img in enumerate(_frames(n)):
+        cv2.imwrite(str(folder / f"f{i:02d}.jpg"), img)
+    return folder
+
+
+def test_a_truncated_frame_is_refused_with_check_datas_verdict(tmp_path):
+    from motion_keypoints.io.images import check_image_file
+
+    folder = _frames_folder(tmp_path)
+    bad = folder / "f03.jpg"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # truncated
+    verdict = check_image_file(bad)[1]
+    assert verdict is not None  # check_data's decode level refuses it too
+    with pytest.raises(VideoError) as exc:
+        open_frames(folder)
+    msg = str(exc.value)
+    assert "\n" not in msg and "f03.jpg" in msg and "1 of 5 frames" in msg and verdict in msg
+    # the grey frame OpenCV would have decoded is never produced
+    good = _frames_folder(tmp_path / "b")
+    assert open_frames(good).count == 5
+
+
+def test_mixed_frame_sizes_are_refused_at_open(tmp_path):
+    folder = _frames_folder(tmp_path)
+    cv2.imwrite(str(folder / "f04.jpg"), _frames(1, w=W + 8)[0])
+    with pytest.raises(VideoError, match=r"f04.jpg: 104x64 differs from the first frame's 96x64"):
+        open_frames(folder)
+
+
+def test_cli_refuses_bad_frames_before_loading_any_model(tmp_path, capsys):
+    """The frames are checked before the runs are even looked at (a missing run would be the
+    error otherwise), so no model load precedes the error."""
+    from motion_keypoints.cli.predict_video import main
+
+    folder = _frames_folder(tmp_path)
+    bad = folder / "f01.jpg"
+    bad.write_bytes(bad.read_bytes()[:300])
+    rc = main([str(folder), "--runs", str(tmp_path / "no-run"), "--out", str(tmp_path / "out"),
+               "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and err[0].startswith("error: ") and "f01.jpg" in err[0], err
+    assert not (tmp_path / "out" / "keypoints.csv").exists()

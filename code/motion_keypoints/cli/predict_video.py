@@ -1,7 +1,8 @@
 """``python code/predict_video.py VIDEO --runs R1 [R2 ...] --out DIR``: keypoints of the main
 person in every frame of a video (or a folder of frames), smoothed over time, and an overlay video.
 
-Writes ``DIR/keypoints.csv`` (one row per frame: frame, time in seconds, the keypoints in the data
+Writes ``DIR/keypoints.csv`` (one row per frame: frame, 0-based (the first frame is 0), time in
+seconds (frame / fps), the keypoints in the data
 set's column names, keypoint scores, box, detected) and ``DIR/overlay.mp4`` (same frame count,
 the skeleton drawn, left and right in different colours). Several runs are averaged on the same
 person. Runs of both families are taken: a heatmap run (top-down HRNet) predicts inside the box

@@ -186,15 +186,22 @@ def _val_members(runs: Sequence[PathLike], data_root: PathLike, why: str) -> Lis
                 if load_run_info(r).get("validated") is False:
                     raise EnsembleError(
                         f"{why} needs each member's validation predictions; {r} was trained "
-                        f"without validation ({info_file}: validated false): {_WITHOUT_VAL}"
+                        f"without validation ({info_file}: validated false): {_without_val(why)}"
                     ) from None
             raise EnsembleError(f"{why} needs each member's validation predictions: {exc}; "
-                                f"or {_WITHOUT_VAL}") from None
+                                f"or {_without_val(why)}") from None
     check_compatible(members, "val")
     return [m.aligned(members[0].images) for m in members]
 
 
 _WITHOUT_VAL = "use --weight-by score or another --method (and --smooth default or off)"
+
+
+def _without_val(why: str) -> str:
+    """The way out without validation predictions for the option ``why`` that needs them."""
+    if why.startswith("--smooth"):  # only the smoothing's choice needs them: not the weights
+        return "use --smooth default (chosen on realistic clips, no validation needed) or off"
+    return _WITHOUT_VAL
 
 
 def _has_val_predictions(runs: Sequence[PathLike]) -> bool:

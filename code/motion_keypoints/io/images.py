@@ -67,6 +67,13 @@ def _open_image(path: Path, decode: bool) -> Tuple[Tuple[int, int] | None, int, 
     return (w, h), orientation, None
 
 
+def check_image_file(path: PathLike) -> Tuple[Tuple[int, int] | None, str | None]:
+    """``((width, height), None)`` of a readable image, or ``(None, error)``: the verdict of
+    ``check_data``'s ``decode`` level for one file (every byte decoded; truncated JPEGs caught)."""
+    size, _, error = _open_image(Path(path), decode=True)
+    return size, error
+
+
 def image_size(path: PathLike) -> Tuple[int, int]:
     """``(width, height)`` of an image from its header, as image loaders see it (EXIF rotation
     applied, as detectron2's ``read_image`` and OpenCV do)."""

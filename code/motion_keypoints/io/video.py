@@ -111,6 +111,32 @@ class FrameSource:
         return f"{self.path} ({what}, {self.count} frames, {self.width}x{self.height}, {self.fps:g} fps)"
 
 
+def check_frame_files(files: List[Path]) -> Tuple[int, int]:
+    """``(width, height)`` of a folder's frames, after checking every file the way ``check_data``
+    does at its ``decode`` level (:func:`motion_keypoints.io.images.check_image_file`: the same
+    reader, the same verdict; a truncated JPEG is caught, not decoded to a grey frame) and that
+    all have the first frame's size. Raises :class:`VideoError`, one line naming the first bad
+    frames and how many there are, before any model is loaded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .images import check_image_file
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        verdicts = list(pool.map(check_image_file, files))
+    bad = [f"{f.name} {error}" for f, (_, error) in zip(files, verdicts) if error]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise VideoError(f"{files[0].parent}: {len(bad)} of {len(files)} frames cannot be used: "
+                         f"{bad[0]}{more}; replace or remove them")
+    w, h = verdicts[0][0]
+    odd = [(f, size) for f, (size, _) in zip(files, verdicts) if size != (w, h)]
+    if odd:
+        f, (ow, oh) = odd[0]
+        raise VideoError(f"{f}: {ow}x{oh} differs from the first frame's {w}x{h} ({files[0].name}; "
+                         f"{len(odd)} frames differ); all frames of a folder must have one size")
+    return w, h
+
+
 def open_frames(source: PathLike, fps: Optional[float] = None) -> FrameSource:
     """Check a video file or frames folder and return its :class:`FrameSource`.
 
@@ -133,10 +159,7 @@ def open_frames(source: PathLike, fps: Optional[float] = None) -> FrameSource:
                 f"{path}: the folder holds no frames (images {', '.join(IMAGE_EXTENSIONS)}); "
                 "give a video file or a folder of frames"
             )
-        first = _read_image(files[0])
-        if first is None:
-            raise VideoError(f"{files[0]}: cannot read the image; replace or remove it")
-        h, w = first.shape[:2]
+        w, h = check_frame_files(files)
         return FrameSource(path, "frames", float(fps or DEFAULT_FOLDER_FPS), len(files), w, h,
                            "images", files)  # fmt: skip
     import cv2

@@ -367,7 +367,8 @@ def flag_outliers(
     time through the other frames' values of that keypoint, leaving the point itself and points
     already flagged out. A point is flagged when its distance to that fit exceeds
     ``k ×`` the median distance (over all keypoints and frames of the run) and
-    ``floor × body size`` (median diagonal of the keypoint box), and is the largest such distance
+    ``floor × body size`` (median diagonal of the keypoint box; twice that at the first and last
+    frame of the run, where the fit extrapolates), and is the largest such distance
     of that keypoint within the window (so a wild point's neighbours, whose fits it spoils, are
     not flagged with it); the test repeats until no new point is flagged. ``fit`` holds the
     neighbours' fit (without flagged points), the replacement of a flagged point.
@@ -382,6 +383,9 @@ def flag_outliers(
     y = xy.reshape(n, -1)
     idx, w = _gaussian_weights(t, float(sigma), None)
     w_loo = w * (idx != np.arange(n)[:, None])  # leave the point itself out
+    # at the ends of a run the neighbours' fit extrapolates, and fast motion (a kick) takes it
+    # far: there the floor counts twice (a kick's last frame measured 0.37 body sizes away)
+    edge = np.where((t == t[0]) | (t == t[-1]), 2.0, 1.0)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanmin(xy, axis=1), np.nanmax(xy, axis=1)
@@ -394,7 +398,7 @@ def flag_outliers(
             # the median over every keypoint: a wild point spoils its own keypoint's neighbours
             scale = np.nanmedian(dist)
             limit = np.full(dist.shape[1], np.fmax(k * scale, floor * np.nan_to_num(body, nan=0.0)))
-            big = np.nan_to_num(dist, nan=0.0) > limit[None, :]
+            big = np.nan_to_num(dist, nan=0.0) > limit[None, :] * edge[:, None]
             near = big[idx] & (w[:, :, None] > 0)
             top = np.max(np.where(near, np.nan_to_num(dist, nan=0.0)[idx], -np.inf), axis=1)
             new = big & (dist >= top)
