@@ -265,7 +265,7 @@ def _fake_heatmap_run(tmp_path):
     run.mkdir()
     (run / "run_info.json").write_text(json.dumps(
         {"family": "heatmap", "keypoint_names": list(KEYPOINT_NAMES), "flip_pairs": []}))
-    (run / "model_final.pth").write_bytes(b"")
+    torch.save({"model": {}}, run / "model_final.pth")  # readable: setup_cfg checks MODEL.WEIGHTS
     (run / "config.yaml").write_text(_cfg().dump())
     (run / "split.json").write_text(json.dumps({"val": [], "train": []}))
     return run
