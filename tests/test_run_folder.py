@@ -249,20 +249,32 @@ def _fake_run(run, family, val):
     return run
 
 
+def _predicted(run):
+    """A valid predictions_val.csv of one image with one person."""
+    from motion_keypoints.io.predictions import prediction_frame
+
+    person = {"keypoints": np.full((K, 2), 50.0), "keypoint_scores": np.ones(K),
+              "box": np.array([10.0, 10.0, 90.0, 170.0]), "score": 0.9}
+    prediction_frame(["b.jpg"], [person], [(320, 180)]).to_csv(run / "predictions_val.csv",
+                                                               index=False)
+    return run
+
+
 def test_boxes_come_only_from_a_keypoint_rcnn_run(tmp_path):
     from motion_keypoints.models.heatmap.predictor import load_boxes
 
-    heatmap = _fake_run(tmp_path / "hrnet", "heatmap", ["b.jpg"])
-    (heatmap / "predictions_val.csv").write_text("image\n")  # it has predicted: still refused
+    # a heatmap run that has predicted the split: refused as another run's boxes or its own
+    heatmap = _predicted(_fake_run(tmp_path / "hrnet", "heatmap", ["b.jpg"]))
     with pytest.raises(RunError) as err:
-        load_boxes(heatmap, "val", ["b.jpg"], tmp_path)  # as another run's or as its own
+        load_boxes(heatmap, "val", ["b.jpg"], tmp_path)
     msg = str(err.value)
     assert "heatmap run" in msg and "Keypoint R-CNN" in msg and "\n" not in msg
-    rcnn = _fake_run(tmp_path / "rcnn", "rcnn", ["b.jpg"])
-    with pytest.raises(RunError, match="predictions_val.csv is missing"):  # past the family check
-        load_boxes(rcnn, "val", ["b.jpg"], tmp_path)
-    with pytest.raises(RunError, match="run_info.json is missing"):
-        load_boxes(tmp_path, "val", ["b.jpg"], tmp_path)
+    rcnn = _predicted(_fake_run(tmp_path / "rcnn", "rcnn", ["b.jpg"]))
+    boxes = load_boxes(rcnn, "val", ["b.jpg"], tmp_path)
+    np.testing.assert_allclose(boxes["boxes"][0], [10.0, 10.0, 90.0, 170.0])
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RunError, match="run_info.json is missing"):  # not a training run
+        load_boxes(_predicted(tmp_path / "plain"), "val", ["b.jpg"], tmp_path)
 
 
 def test_predicting_validation_of_a_run_without_validation_is_refused(synthetic_data, tmp_path):
