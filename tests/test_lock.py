@@ -4,6 +4,7 @@ both run."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,18 @@ def test_processes_a_holder_starts_share_its_run_and_only_while_it_holds_it(tmp_
     child = subprocess.run([sys.executable, *ask], capture_output=True, text=True, check=True,
                            env=env)  # a stale claim (the lock is released) is not believed
     assert str(run.resolve()) not in child.stdout
+
+
+def test_no_lock_file_is_written_into_a_data_folder(synthetic_data, tmp_path):
+    from motion_keypoints.io.outputs import OutputError
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_data, data)
+    before = sorted(p.name for p in data.iterdir())
+    for run in (data, data / "images", data / "runs" / "r"):
+        with pytest.raises(OutputError):
+            RunLock(run).acquire()
+    assert sorted(p.name for p in data.iterdir()) == before and not (data / "runs").exists()
 
 
 def test_a_refused_or_failed_start_leaves_no_folder(tmp_path):

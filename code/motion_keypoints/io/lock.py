@@ -10,7 +10,9 @@ the PID text it leaves behind is only informational and is overwritten by the ne
 The lock file is removed when the lock is released (under the lock; a process that opened the
 old file checks after locking that the path still names the file it locked, and retries
 otherwise). A run folder the lock created, and that is still empty on release (the run's checks
-failed), is removed too, so a refused start leaves nothing behind.
+failed), is removed too, so a refused start leaves nothing behind. A folder that is, lies in or
+holds a data folder or an augmentation set is refused before the lock file is written
+(:func:`motion_keypoints.io.outputs.check_run_place`).
 
 :func:`held_runs` names the run folders this process holds: the output policy lets a training
 write into its own run. Nothing here imports torch.
@@ -126,6 +128,9 @@ class RunLock:
         if key in _HELD:
             self._nested = True
             return self
+        from .outputs import check_run_place
+
+        check_run_place(self.run_dir)  # never a lock file in a data folder or a set
         if not self.run_dir.exists():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._created = True
