@@ -217,3 +217,17 @@ def test_a_readable_checkpoint_passes_the_weights_check(tmp_path):
     assert weights_problem("detectron2://COCO-Keypoints/x.pkl") is None  # resolved elsewhere
     (tmp_path / "bad.pkl").write_bytes(b"\x80\x04garbage")
     assert "bad.pkl: cannot be read" in weights_problem(str(tmp_path / "bad.pkl"))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "not a mapping of config keys"),
+    ("- MODEL\n", "not a mapping of config keys"),
+    ("SOLVER: 3\n", "SOLVER is '3': it is a section of keys"),
+    ("SOLVER:\n  MAX_ITER: many\n", "SOLVER.MAX_ITER is 'many': it must be an integer"),
+])
+def test_config_files_that_are_not_key_mappings_are_one_line(tmp_path, text, message):
+    config = tmp_path / "odd.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        setup_cfg(str(config))
+    assert str(config) in str(info.value) and "\n" not in str(info.value)

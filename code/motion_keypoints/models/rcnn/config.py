@@ -235,10 +235,16 @@ def merge_problem(cfg, exc: BaseException, where: str) -> str:
         key = unknown.group(1)
         return (f"{where}: unknown config key {key}{close_names(key, list(_all_keys(cfg)))}; "
                 "fix its name or remove it (the kit's keys are listed in README.md)")
-    mismatch = re.search(r"\(<class '(\w+)'> vs\. <class '(\w+)'>\) with values \((.*) vs\. "
+    if isinstance(exc, (TypeError, AttributeError)):  # fvcore reading a YAML that is no mapping
+        return (f"{where}: not a mapping of config keys (an empty file, or a list at the top); "
+                "write KEY: value blocks as the files in configs/ do")
+    mismatch = re.search(r"\(<class '([\w.]+)'> vs\. <class '([\w.]+)'>\) with values \((.*) vs\. "
                          r"(.*)\) for config key: (\S+)", message, re.S)
     if mismatch:
         want, _, default, given, key = mismatch.groups()
+        if want.endswith("CfgNode"):
+            return (f"{where}: {key} is {given!r}: it is a section of keys ({key}: followed by "
+                    "indented KEY: value lines), not a value")
         want = {"int": "an integer", "float": "a number", "bool": "True or False",
                 "str": "a string", "tuple": "a list", "list": "a list"}.get(want, f"a {want}")
         return f"{where}: {key} is {given!r}: it must be {want}, like its default {default}"
