@@ -357,6 +357,23 @@ def _local_mean(v: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------- outliers
+def _outlier_round(t, y, xy, w_loo, idx, degree, sigma, flags, k, floor_px, before, after):
+    """One round of :func:`flag_outliers`: the neighbours' fit without ``flags`` and the point
+    itself, the distances to it and which points are beyond the limit ``(fit, dist, big)``."""
+    excl = np.repeat(flags, 2, axis=1)
+    fit = _local_fit(t, y, w_loo, idx, int(degree), float(sigma), excl).reshape(xy.shape)
+    dist = np.linalg.norm(xy - fit, axis=-1)  # (N, K), NaN where no value or no fit
+    # the median over every keypoint: a wild point spoils its own keypoint's neighbours
+    limit = np.fmax(k * np.nanmedian(np.where(flags, np.nan, dist)), floor_px)
+    # where the neighbours' fit extrapolates (no usable neighbour on one side: the ends of a
+    # run, or beside a flagged point) fast motion takes it far (a kick's last frame measured
+    # 0.37 body sizes away): there the limit counts twice
+    usable = np.isfinite(xy).all(-1) & ~flags  # (N, K)
+    two_sided = (before[:, :, None] & usable[idx]).any(1) & (after[:, :, None] & usable[idx]).any(1)
+    big = np.nan_to_num(dist, nan=0.0) > limit * np.where(two_sided, 1.0, 2.0)
+    return fit, dist, big
+
+
 def flag_outliers(
     t, xy, sigma: float = OUTLIER_SIGMA, degree: int = 1, k: float = OUTLIER_K,
     floor: float = OUTLIER_FLOOR,
@@ -367,8 +384,8 @@ def flag_outliers(
     time through the other frames' values of that keypoint, leaving the point itself and points
     already flagged out. A point is flagged when its distance to that fit exceeds
     ``k ×`` the median distance (over all keypoints and frames of the run) and
-    ``floor × body size`` (median diagonal of the keypoint box; twice that at the first and last
-    frame of the run, where the fit extrapolates), and is the largest such distance
+    ``floor × body size`` (median diagonal of the keypoint box; both twice that where the fit
+    extrapolates: no usable neighbour on one side), and is the largest such distance
     of that keypoint within the window (so a wild point's neighbours, whose fits it spoils, are
     not flagged with it); the test repeats until no new point is flagged. ``fit`` holds the
     neighbours' fit (without flagged points), the replacement of a flagged point.
@@ -383,28 +400,30 @@ def flag_outliers(
     y = xy.reshape(n, -1)
     idx, w = _gaussian_weights(t, float(sigma), None)
     w_loo = w * (idx != np.arange(n)[:, None])  # leave the point itself out
-    # at the ends of a run the neighbours' fit extrapolates, and fast motion (a kick) takes it
-    # far: there the floor counts twice (a kick's last frame measured 0.37 body sizes away)
-    edge = np.where((t == t[0]) | (t == t[-1]), 2.0, 1.0)
+    before = (w > 0) & (t[idx] < t[:, None])  # (N, W): neighbours earlier / later in time
+    after = (w > 0) & (t[idx] > t[:, None])
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanmin(xy, axis=1), np.nanmax(xy, axis=1)
         body = np.nanmedian(np.linalg.norm(hi - lo, axis=-1))
+        limit = floor * float(np.nan_to_num(body, nan=0.0))
         for _ in range(OUTLIER_ROUNDS):
-            excl = np.repeat(flags, 2, axis=1)
-            fit = _local_fit(t, y, w_loo, idx, int(degree), float(sigma), excl).reshape(xy.shape)
-            dist = np.linalg.norm(xy - fit, axis=-1)  # (N, K), NaN where no value or no fit
+            fit, dist, big = _outlier_round(t, y, xy, w_loo, idx, degree, sigma, flags, k, limit,
+                                            before, after)  # fmt: skip
             dist = np.where(flags, np.nan, dist)
-            # the median over every keypoint: a wild point spoils its own keypoint's neighbours
-            scale = np.nanmedian(dist)
-            limit = np.full(dist.shape[1], np.fmax(k * scale, floor * np.nan_to_num(body, nan=0.0)))
-            big = np.nan_to_num(dist, nan=0.0) > limit[None, :] * edge[:, None]
             near = big[idx] & (w[:, :, None] > 0)
             top = np.max(np.where(near, np.nan_to_num(dist, nan=0.0)[idx], -np.inf), axis=1)
-            new = big & (dist >= top)
+            new = big & ~flags & (dist >= top)
             if not new.any():
                 break
             flags |= new
+        if flags.any():  # let go a point flagged beside a worse one whose fit spoiled its own
+            fit, _, big = _outlier_round(t, y, xy, w_loo, idx, degree, sigma, flags, k, limit,
+                                         before, after)  # fmt: skip
+            if np.any(flags & ~big):
+                flags &= big
+                fit = _outlier_round(t, y, xy, w_loo, idx, degree, sigma, flags, k, limit,
+                                     before, after)[0]  # fmt: skip
     return flags, fit
 
 
