@@ -266,3 +266,30 @@ def test_a_trained_run_resumes_past_a_truncated_checkpoint_and_refuses_a_foreign
     assert "model_best.pth is the checkpoint of another run" in proc.stderr
     assert sorted(p.name for p in other.iterdir()) == before
     assert Path(out).is_dir()
+
+
+@pytest.mark.slow
+def test_a_training_that_fills_its_disk_stops_with_one_line(synthetic_data, tmp_path):
+    """A real full disk during training (a 70 MiB tmpfs: one tiny-cpu checkpoint fits, not two):
+    one ``error:`` line, no traceback, no partial file, the tag on the complete checkpoint."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=70m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        out = disk / "run"
+        proc = run_script("train", "--config-file", str(REPO / "configs" / "tiny-cpu.yaml"),
+                          *tiny_opts(synthetic_data, out, 3, **{"SOLVER.CHECKPOINT_PERIOD": 1,
+                                                                "TEST.EVAL_PERIOD": 0}),
+                          check=False)
+        lines = [x for x in proc.stderr.splitlines() if x.strip() and "it/s" not in x
+                 and "s/it" not in x]
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        assert lines[-1].startswith("error: cannot save") and "no space left" in lines[-1]
+        names = sorted(p.name for p in out.iterdir())
+        assert not [n for n in names if ".tmp" in n], names
+        tag = (out / "last_checkpoint").read_text().strip()
+        assert _loads(out / tag)["iteration"] == 0 and "model_0000001.pth" not in names
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
