@@ -11,9 +11,10 @@ onnxruntime: its export (``python code/export.py --run RUN --format onnx``), as
   export runs them one by one).
 - heatmap: ``predict_crops`` on one whole-image box per image (crops of the crop size, x4 batch).
 
-Each timing is end to end (model or session load included), in rounds whose order alternates
-(torch, onnxruntime), (onnxruntime, torch), ... after one untimed warm-up each
-(``_common.paired_rounds``). By default the runs are configs/tiny-cpu.yaml and
+Each timing is the predictor with the model loaded (reading, preprocessing, network,
+decoding), in rounds whose order alternates (torch, onnxruntime), (onnxruntime, torch), ... after
+one untimed warm-up each (``_common.paired_rounds``); the one-off load (torch: build + checkpoint;
+onnxruntime: session) is timed apart (median of 3). By default the runs are configs/tiny-cpu.yaml and
 configs/tiny-hrnet.yaml with random weights (speed does not depend on training), the R-CNN with
 ``MODEL.ROI_HEADS.SCORE_THRESH_TEST 0.0`` so every box goes through the keypoint head; they are
 exported first (not timed). ``--rcnn-run``/``--heatmap-run`` take trained runs with their
@@ -30,6 +31,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,20 +98,18 @@ def random_run(family: str, out: Path, data_root: Path) -> Path:
     return out
 
 
-def _persons_rcnn(cfg, files, args, load_model):
+def _persons_rcnn(cfg, files, args, model):
     from motion_keypoints.models.rcnn.predictor import predict_images
 
     res = predict_images(cfg, files, args.batch_size, 0, args.flip_tta, progress=False,
-                         load_model=load_model)
+                         load_model=lambda _cfg: model)
     return res["flip"] if args.flip_tta else res["plain"]
 
 
-def _persons_heatmap(cfg, files, args, load_model):
-    from motion_keypoints.export.exporters import load_torch_model
+def _persons_heatmap(cfg, files, args, model):
     from motion_keypoints.io.images import image_size
     from motion_keypoints.models.heatmap.predictor import predict_crops
 
-    model = load_model(cfg) if load_model else load_torch_model(cfg)
     records = []
     for i, f in enumerate(files):
         w, h = image_size(f)
@@ -117,6 +117,16 @@ def _persons_heatmap(cfg, files, args, load_model):
                         "person_box": np.array([0.0, 0.0, w, h]), "box_score": 1.0})
     res = predict_crops(cfg, model, records, args.batch_size * 4, 0, args.flip_tta, progress=False)
     return res["flip"] if args.flip_tta else res["plain"]
+
+
+def _load_seconds(load, repeats: int = 3) -> float:
+    """Median seconds of loading a model (torch: build + checkpoint; onnxruntime: session)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        load()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def max_gap(a: list, b: list) -> str:
@@ -127,22 +137,26 @@ def max_gap(a: list, b: list) -> str:
 
 
 def bench_family(family: str, run: Path, files, args, opts) -> dict:
+    from motion_keypoints.export.exporters import load_torch_model
     from motion_keypoints.export.manifest import check_export
-    from motion_keypoints.export.runtime import OnnxLoader
+    from motion_keypoints.export.runtime import load_onnx_model
     from motion_keypoints.models.rcnn.predictor import load_run_config
 
     cfg = load_run_config(run, "best", opts)
-    loader = OnnxLoader(check_export(run, None, "best", opts))
+    manifest = check_export(run, None, "best", opts)
+    loads = {"torch": lambda: load_torch_model(cfg),
+             "onnxruntime": lambda: load_onnx_model(cfg, manifest)}
+    models = {name: load() for name, load in loads.items()}
     persons = _persons_rcnn if family == "rcnn" else _persons_heatmap
-    paths = {"torch": lambda fs: persons(cfg, fs, args, None),
-             "onnxruntime": lambda fs: persons(cfg, fs, args, loader)}
+    paths = {name: (lambda fs, m=m: persons(cfg, fs, args, m)) for name, m in models.items()}
     for fn in paths.values():
         fn(files[: args.batch_size])
     print(f"--- {family}: run {run}", flush=True)
     speed, ratios, results = paired_rounds(paths, files, args.rounds, "torch", "onnxruntime")
     med = {k: statistics.median(v) for k, v in speed.items()}
     return {"speed": med, "ratio": statistics.median(ratios), "range": (min(ratios), max(ratios)),
-            "gap": max_gap(results["torch"], results["onnxruntime"]), "rounds": len(ratios)}
+            "gap": max_gap(results["torch"], results["onnxruntime"]), "rounds": len(ratios),
+            "load": {name: _load_seconds(load) for name, load in loads.items()}}
 
 
 def main(argv=None) -> int:
@@ -159,8 +173,8 @@ def main(argv=None) -> int:
         files = sorted(DataPaths.from_root(work / "data").test_images.glob("*.jpg"))
         print(f"export benchmark: {len(files)} synthetic images {args.width}x{args.height}, CPU, "
               f"torch {torch.__version__} and onnxruntime with {torch.get_num_threads()} threads, "
-              f"flip test {'on' if args.flip_tta else 'off'}; timings end to end (model/session "
-              f"load included), {args.rounds} rounds, order alternating, after one untimed "
+              f"flip test {'on' if args.flip_tta else 'off'}; timings: the predictor with the model "
+              f"loaded (load timed apart), {args.rounds} rounds, order alternating, after one untimed "
               "warm-up each")
         for family in args.families:
             run, opts = (Path(given[family]), []) if given[family] else (
@@ -173,7 +187,9 @@ def main(argv=None) -> int:
         print(f"{family:8s} torch {r['speed']['torch']:.2f} images/s | onnxruntime "
               f"{r['speed']['onnxruntime']:.2f} images/s | ratio onnxruntime/torch "
               f"{r['ratio']:.2f}x (median of {r['rounds']} paired rounds; range "
-              f"{r['range'][0]:.2f}-{r['range'][1]:.2f}) | max keypoint difference {r['gap']}")
+              f"{r['range'][0]:.2f}-{r['range'][1]:.2f}) | max keypoint difference {r['gap']} | "
+              f"load once: torch {r['load']['torch']:.2f}s, onnxruntime "
+              f"{r['load']['onnxruntime']:.2f}s")
     note = load_note()
     if note:
         print(note)

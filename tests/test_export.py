@@ -164,13 +164,18 @@ def test_exporter_failure_is_one_line_and_writes_nothing(heatmap_run, tmp_path, 
 
 
 def test_export_errors(tmp_path, synthetic_data):
-    """No run folder; an R-CNN config the export does not support (checked before any work)."""
+    """No run folder; an R-CNN config the export does not support; no image to trace the R-CNN
+    on (its data folder moved): one line each, before any work."""
     line = _one_error_line(run_main("export", "--run", tmp_path / "nope", "--format", "onnx"))
     assert "no such run folder" in line
     run = untrained_run("tiny-cpu.yaml", tmp_path / "rcnn", synthetic_data)
     line = _one_error_line(run_main("export", "--run", run, "--format", "onnx",
                                     "MODEL.MASK_ON", "True"))
     assert "MODEL.MASK_ON True cannot be exported to ONNX" in line
+    info = json.loads((run / "run_info.json").read_text())
+    (run / "run_info.json").write_text(json.dumps({**info, "data_root": str(tmp_path / "gone")}))
+    line = _one_error_line(run_main("export", "--run", run, "--format", "onnx"))
+    assert "no example image" in line and "--image FILE" in line
     assert not (run / "export").exists()
 
 

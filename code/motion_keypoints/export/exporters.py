@@ -297,6 +297,7 @@ def export_run(run: PathLike, out: Optional[PathLike] = None, checkpoint: str = 
     for p in (onnx_path, manifest_path):  # before any work
         check_output_file(p, KIND, "--out")
     _require_onnx()
+    example = example_image(cfg, run, image) if family == "rcnn" else None
     model = load_torch_model(cfg)
     t0 = time.perf_counter()
     with ExitStack() as stack:
@@ -305,8 +306,7 @@ def export_run(run: PathLike, out: Optional[PathLike] = None, checkpoint: str = 
             if family == "heatmap":
                 spec = export_heatmap(cfg, model, tmp)
             else:
-                example, example_file = example_image(cfg, run, image)
-                spec = export_rcnn(cfg, model, tmp, example, example_file)
+                spec = export_rcnn(cfg, model, tmp, *example)
         except ExportError:
             raise
         except Exception as exc:  # what the exporter cannot do: one line (--debug: traceback)
