@@ -103,5 +103,5 @@ def demo_output(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     sub = root / "submission.csv"
     proc = run_script("demo", "--out", root / "demo", "--train", 36, "--test", 6,
-                      "--iters", 12, "--submission", sub, timeout=1500)
+                      "--iters", 12, "--heatmap-iters", 6, "--submission", sub, timeout=1500)
     return root / "demo", sub, proc.stdout
