@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in OUTPUT_DIR from its last checkpoint; it must be the "
                    "same run (config, data, augmentation set) (default: %(default)s)")
     p.add_argument("--eval-only", action="store_true",
-                   help="only validate the run's model_best.pth (or MODEL.WEIGHTS) "
+                   help="only validate the run's trained model: model_best.pth, else "
+                   "model_final.pth (with --resume its last checkpoint), else MODEL.WEIGHTS when "
+                   "it is a checkpoint of a kit training; refused without one "
                    "(default: %(default)s)")
     p.add_argument("--clear", action="store_true",
                    help="delete everything in OUTPUT_DIR (another run's checkpoints too) and train "
