@@ -77,12 +77,14 @@ def _main(argv: Sequence[str]) -> int:
                    help="heatmap runs: take each image's person box from this Keypoint R-CNN "
                         "run's predictions_<split>.csv (default: %(default)s: ground-truth boxes "
                         "on --split val, required on test)")
-    p.add_argument("--person-rule", choices=PERSON_RULES, default="score",
+    p.add_argument("--person-rule", choices=[r for r in PERSON_RULES if r != "at"], default="score",
                    help="Keypoint R-CNN runs: which detected person an image keeps: score = highest "
                         "detection score, area = largest box, center = closest to the image "
                         "centre, track = followed through the frames of each clip and camera "
                         "(names <clip>_<camera>-<frame>.jpg; other names by score; a frame where "
-                        "only someone else was detected gets no person) (default: %(default)s)")
+                        "only someone else was detected gets no person); largest, central, "
+                        "longest = one tracked person per clip and camera: the largest or most "
+                        "central on average, or the one present longest (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4,
                    help="images (R-CNN) or crops (heatmap, x4) per batch (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0,

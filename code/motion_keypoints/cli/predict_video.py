@@ -42,9 +42,16 @@ def _main(argv: Sequence[str]) -> int:
     p.add_argument("--no-flip-tta", action="store_true",
                    help="do not average with the mirrored frame (default: flip TTA on)")
     p.add_argument("--batch-size", type=int, default=4, help="frames per batch (default: %(default)s)")
-    p.add_argument("--rule", choices=RULES, default="track",
-                   help="which person to follow: track = continuity over frames, or per frame by "
-                        "score, area or center (default: %(default)s)")
+    p.add_argument("--rule", choices=[r for r in RULES if r != "at"], default="track",
+                   help="which person to follow: track = continuity over frames; one tracked "
+                        "identity: largest (on average), central (on average), longest (present "
+                        "longest); or per frame by score, area or center (default: %(default)s)")
+    p.add_argument("--person-at", default=None, metavar="X,Y",
+                   help="follow the person at this pixel of the first frame with anyone in it "
+                        "(their box holds it, or the nearest); replaces --rule")
+    p.add_argument("--person-box", default=None, metavar="X1,Y1,X2,Y2",
+                   help="follow the person whose box best overlaps this box in the first frame "
+                        "with anyone in it; replaces --rule")
     p.add_argument("--smooth", choices=SMOOTH_CHOICES, default=S.DEFAULT_METHOD,
                    help="temporal smoothing, or off (default: %(default)s)")
     p.add_argument("--sigma", type=float, default=S.DEFAULT_PARAMS["gaussian"]["sigma"],
@@ -59,6 +66,22 @@ def _main(argv: Sequence[str]) -> int:
     a = p.parse_args(argv)
     if a.batch_size < 1:
         p.error("--batch-size must be at least 1")
+    person_at = None
+    for opt, value, count in (("--person-at", a.person_at, 2), ("--person-box", a.person_box, 4)):
+        if value is None:
+            continue
+        if person_at is not None:
+            p.error("give --person-at or --person-box, not both")
+        try:
+            person_at = [float(v) for v in value.split(",")]
+        except ValueError:
+            person_at = []
+        if len(person_at) != count or (count == 4 and not (
+                person_at[0] < person_at[2] and person_at[1] < person_at[3])):
+            p.error(f"{opt} {value}: give {'X,Y' if count == 2 else 'X1,Y1,X2,Y2 with X1<X2, Y1<Y2'}"
+                    " in pixels of the first frame")
+        a.rule = "at"
+
 
     from ..console import quiet_library_warnings, setup_console
     from ..io.guards import check_output, check_writable_dir
@@ -75,7 +98,8 @@ def _main(argv: Sequence[str]) -> int:
     params = {"sigma": a.sigma} if a.smooth == "gaussian" else None
     predict_video(
         a.video, a.runs, a.out, checkpoint=a.checkpoint, flip_tta=not a.no_flip_tta,
-        batch_size=a.batch_size, rule=a.rule, smooth=a.smooth, smooth_params=params,
+        batch_size=a.batch_size, rule=a.rule, person_at=person_at, smooth=a.smooth,
+        smooth_params=params,
         max_gap=a.max_gap, fps=a.fps, progress=not a.quiet,
     )  # fmt: skip
     return 0

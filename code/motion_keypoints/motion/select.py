@@ -6,6 +6,11 @@ An *instance* is a mapping with ``box`` ``(x1, y1, x2, y2)``, ``score`` and ``ke
 * ``score``  — the highest detection score (the kit's behaviour so far);
 * ``area``   — the largest box;
 * ``center`` — the box whose centre is closest to the image centre (needs width and height);
+* ``largest``, ``central``, ``longest``, ``at`` — over a sequence: every person is tracked
+  (:func:`motion_keypoints.motion.track.track_ids`: identity kept through crossings and short
+  absences) and one identity is followed, the largest on average, the most central on average,
+  the one present longest, or the one at a point ``(x, y)`` or box ``(x1, y1, x2, y2)`` given
+  for the first frame (:data:`IDENTITY_RULES`, :func:`select_identity`);
 * ``track``  — over a sequence of frames of one clip and camera: the path through the frames
   that maximises the sum of a per-frame term (score × relative area) and a continuity term
   between consecutive choices (box IoU and keypoint closeness), found by dynamic programming
@@ -25,7 +30,12 @@ import numpy as np
 
 from ..geometry import box_iou, image_center
 
-RULES = ("score", "area", "center", "track")
+RULES = ("score", "area", "center", "track", "largest", "central", "longest", "at")
+#: Rules that choose one tracked identity (:mod:`motion_keypoints.motion.track`) for the whole
+#: sequence: ``largest`` (largest box on average over its frames), ``central`` (box centre
+#: closest to the image centre on average), ``longest`` (present in the most frames), ``at``
+#: (the person at a point or box the user gives, in the first frame with anyone in it).
+IDENTITY_RULES = ("largest", "central", "longest", "at")
 #: Weight of the continuity term relative to the per-frame term in ``track``: the cost of one
 #: switch to an unrelated person. Measured on synthetic data with a distractor (simulated
 #: detector): 2.0 makes dense 60-frame clips safer (0% wrong person with 5% missed frames, 1.0:
@@ -111,8 +121,8 @@ def select_person(
     or None when there is none. Ties go to the first instance."""
     if rule not in RULES:
         raise ValueError(f"unknown selection rule {rule!r}; choose one of {', '.join(RULES)}")
-    if rule == "track":
-        raise ValueError("rule 'track' needs a sequence of frames: use select_track")
+    if rule == "track" or rule in IDENTITY_RULES:
+        raise ValueError(f"rule {rule!r} needs a sequence of frames: use select_track")
     if not instances:
         return None
     if rule == "score":
@@ -158,6 +168,7 @@ def select_track(
     miss_penalty: Optional[float] = DEFAULT_MISS_PENALTY,
     max_missed: int = DEFAULT_MAX_MISSED,
     min_iou: float = DEFAULT_MIN_IOU,
+    at: Optional[Sequence[float]] = None,
 ) -> List[Optional[int]]:
     """Chosen instance index per frame of one clip and camera (frames in time order; None for a
     frame without instances, or where the track's person is judged missing).
@@ -184,8 +195,11 @@ def select_track(
     * ``miss_penalty=None`` disables the state: every frame with instances gets one (the
       choice before the state existed).
 
-    Other rules choose frame by frame (:func:`select_person`).
+    :data:`IDENTITY_RULES` follow one tracked person (:func:`select_identity`; ``at`` is the
+    point or box of ``rule="at"``). Other rules choose frame by frame (:func:`select_person`).
     """
+    if rule in IDENTITY_RULES:
+        return select_identity(frames_instances, rule, width, height, at)[0]
     if rule != "track":
         return [select_person(inst, rule, width, height) for inst in frames_instances]
     n = len(frames_instances)
@@ -232,6 +246,69 @@ def select_track(
             chosen[t] = int(key[1])
         key = backs[t][key]
     return chosen
+
+
+def _identity_at(frame: Sequence[Mapping[str, Any]], ids: np.ndarray, at: Sequence[float]) -> int:
+    """The track id of the instance at ``at``: a point ``(x, y)`` — the box holding it (the
+    smallest if several, the nearest box centre if none) — or a box — the largest IoU."""
+    from .track import boxes_iou
+
+    boxes = np.array([_box(i) for i in frame])
+    at = np.asarray(at, dtype=float).reshape(-1)
+    if at.shape == (4,):
+        return int(ids[int(np.argmax(boxes_iou(at[None], boxes)[0]))])
+    inside = (boxes[:, 0] <= at[0]) & (at[0] <= boxes[:, 2]) & (boxes[:, 1] <= at[1]) & (
+        at[1] <= boxes[:, 3])
+    if inside.any():
+        area = np.where(inside, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), np.inf)
+        return int(ids[int(np.argmin(area))])
+    centre = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+    return int(ids[int(np.argmin(np.linalg.norm(centre - at[:2], axis=1)))])
+
+
+def select_identity(
+    frames_instances: Sequence[Sequence[Mapping[str, Any]]],
+    rule: str,
+    width: Optional[float] = None,
+    height: Optional[float] = None,
+    at: Optional[Sequence[float]] = None,
+) -> tuple:
+    """``(chosen per frame, track ids per frame)``: every person is tracked
+    (:func:`motion_keypoints.motion.track.track_ids`) and the one identity chosen by ``rule``
+    (:data:`IDENTITY_RULES`) is followed; frames where it is not detected get None."""
+    from .track import track_ids
+
+    if rule not in IDENTITY_RULES:
+        raise ValueError(f"unknown identity rule {rule!r}; choose one of {', '.join(IDENTITY_RULES)}")
+    ids = track_ids(frames_instances)
+    chosen: List[Optional[int]] = [None] * len(frames_instances)
+    stats: dict = {}
+    for t, frame in enumerate(frames_instances):
+        for j, inst in enumerate(frame):
+            b = _box(inst)
+            st = stats.setdefault(int(ids[t][j]), [0, 0.0, 0.0])
+            st[0] += 1
+            st[1] += _area(b)
+            if rule == "central":
+                if width is None or height is None:
+                    raise ValueError("rule 'central' needs the image width and height")
+                cx, cy = image_center(int(width), int(height))
+                st[2] += float(np.hypot(0.5 * (b[0] + b[2]) - cx, 0.5 * (b[1] + b[3]) - cy))
+    if not stats:
+        return chosen, ids
+    if rule == "at":
+        if at is None:
+            raise ValueError("rule 'at' needs a point (x, y) or a box (x1, y1, x2, y2)")
+        first = next(t for t, f in enumerate(frames_instances) if f)
+        target = _identity_at(frames_instances[first], ids[first], at)
+    else:
+        key = {"largest": lambda v: v[1] / v[0], "central": lambda v: -v[2] / v[0],
+               "longest": lambda v: (v[0], v[1] / v[0])}[rule]  # fmt: skip
+        target = max(stats, key=lambda i: key(stats[i]))
+    for t in range(len(frames_instances)):
+        hit = np.flatnonzero(ids[t] == target)
+        chosen[t] = int(hit[0]) if hit.size else None
+    return chosen, ids
 
 
 def align_members(

@@ -41,6 +41,7 @@ from ..meta import COORD_COLUMNS, KEYPOINT_NAMES
 from ..utils import PathLike, atomic_path
 from . import smooth as S
 from .select import align_members, select_track
+from .track import identity_switches, track_ids
 
 logger = logging.getLogger("motion_keypoints")
 
@@ -49,7 +50,10 @@ OVERLAY_FILE = "overlay.mp4"
 SCORE_COLUMNS = tuple(f"score_{n}" for n in KEYPOINT_NAMES)
 BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2", "box_score")
 #: Columns of ``keypoints.csv``, in order.
-VIDEO_COLUMNS = ("frame", "time") + COORD_COLUMNS + SCORE_COLUMNS + BOX_COLUMNS + ("detected",)
+#: ``frame`` is 0-based (the first frame is 0); ``track`` is the chosen person's track id
+#: (:func:`motion_keypoints.motion.track.track_ids`), -1 where there is none.
+VIDEO_COLUMNS = ("frame", "time") + COORD_COLUMNS + SCORE_COLUMNS + BOX_COLUMNS + (
+    "detected", "track")
 SMOOTH_CHOICES = S.METHODS + (S.OFF,)
 
 Instance = Dict[str, Any]  # {"box": (4,) continuous, "score", "keypoints" (K, 2), "keypoint_scores" (K,)}
@@ -232,17 +236,27 @@ def smooth_video_keypoints(
     return out
 
 
+def describe_switches(switches: Sequence[tuple], shown: int = 10) -> str:
+    """``"2 identity switches (frame: track -> track: 55: 0 -> 1, 197: 1 -> 0)"``."""
+    text = f"{len(switches)} identity switches"
+    if switches:
+        more = f", and {len(switches) - shown} more" if len(switches) > shown else ""
+        listed = ", ".join(f"{t}: {a} -> {b}" for t, a, b in switches[:shown])
+        text += f" (frame: track -> track: {listed}{more})"
+    return text
+
+
 def keypoints_table(fused: Dict[str, np.ndarray], fps: float) -> pd.DataFrame:
     """The ``keypoints.csv`` table (:data:`VIDEO_COLUMNS`) of fused, smoothed predictions."""
     n = len(fused["detected"])
     data = np.concatenate(
         [np.arange(n)[:, None], (np.arange(n) / fps)[:, None], fused["keypoints"].reshape(n, -1),
          fused["scores"], fused["boxes"], fused["box_scores"][:, None],
-         fused["detected"][:, None]], axis=1,
+         fused["detected"][:, None], fused.get("track", np.full(n, -1))[:, None]], axis=1,
     )  # fmt: skip
     df = pd.DataFrame(data, columns=list(VIDEO_COLUMNS))
-    df["frame"] = df["frame"].astype(int)
-    df["detected"] = df["detected"].astype(int)
+    for c in ("frame", "detected", "track"):
+        df[c] = df[c].astype(int)
     return df
 
 
@@ -255,6 +269,7 @@ def predict_video(
     flip_tta: bool = True,
     batch_size: int = 4,
     rule: str = "track",
+    person_at: Optional[Sequence[float]] = None,
     smooth: str = S.DEFAULT_METHOD,
     smooth_params: Optional[Dict[str, float]] = None,
     max_gap: int = S.DEFAULT_MAX_GAP,
@@ -302,7 +317,9 @@ def predict_video(
 
         raise VideoError(f"{src.path}: no frame could be decoded; check the file")
     ref_inst = per_member[id(reference)]
-    chosen = select_track(ref_inst, rule, src.width, src.height)
+    chosen = select_track(ref_inst, rule, src.width, src.height, at=person_at)
+    ids = track_ids(ref_inst)  # identities of everyone, to count the chosen person's switches
+    switches = identity_switches(ids, chosen)
     others = [per_member[id(m)] for m in box_free[1:]]
     if boxed:  # a second pass over the frames: the followed person's box of every frame is known
         boxes = [None if c is None else ref_inst[t][c]["box"] for t, c in enumerate(chosen)]
@@ -311,6 +328,7 @@ def predict_video(
             others.append(_predict_in_boxes(m, src, boxes, scores, batch_size,
                                             f"{m.label}, boxes of {reference.label}", progress))
     fused = fuse_members(ref_inst, chosen, others)
+    fused["track"] = np.array([-1 if c is None else int(ids[t][c]) for t, c in enumerate(chosen)])
     predict_s = time.perf_counter() - t0
     raw = fused["keypoints"].copy()
     smooth_stats: Dict[str, int] = {}
@@ -342,6 +360,8 @@ def predict_video(
         "seconds": seconds, "predict_seconds": predict_s, "frames_per_s": n / max(predict_s, 1e-9),
         "fps": src.fps, "members": [m.label for m in members], "rule": rule, "smooth": smooth,
         "outliers": int(smooth_stats.get("outliers", 0)),
+        "identity_switches": len(switches),
+        "switches": [{"frame": t, "from_track": a, "to_track": b} for t, a, b in switches],
         "smooth_moved_rms": float(np.sqrt(np.mean(moved**2))) if moved.size else 0.0,
         "keypoints": str(csv_path), "overlay": str(video_path),
     }  # fmt: skip
@@ -349,7 +369,7 @@ def predict_video(
         f"{n} frames ({src.width}x{src.height}, {src.fps:g} fps) with {len(members)} run(s)"
         f"{', flip TTA' if flip_tta else ''}: {summary['frames_per_s']:.1f} frames/s predicted, "
         f"{seconds:.1f}s in all; {missing} frames without a person; person rule {rule}, "
-        f"smoothing {smooth} (points moved {summary['smooth_moved_rms']:.2f} px RMS; "
+        f"{describe_switches(switches)}; smoothing {smooth} (points moved {summary['smooth_moved_rms']:.2f} px RMS; "
         f"{summary['outliers']} points far from their neighbours' fit replaced by it) "
         f"-> {csv_path}, {video_path}"
     )

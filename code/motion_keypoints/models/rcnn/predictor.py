@@ -40,10 +40,15 @@ from ...io.predictions import PREDICTION_SPLITS, prediction_frame, write_predict
 from ...io.runs import CHECKPOINTS, RUN_INFO_FILE, SPLIT_FILE, RunError, split_val_images
 from ...io.tables import read_keypoint_csv
 from ...meta import FLIP_INDEX
-from ...motion.select import RULES as PERSON_RULES
-from ...motion.select import select_person, select_track
+from ...motion.select import IDENTITY_RULES, select_person, select_track
+from ...motion.select import RULES as _RULES
 from ...motion.smooth import parse_frame_name
 from .mapper import read_image_as, to_format
+
+#: predict.py's person rules (``at`` needs a point in a video's first frame: predict_video only).
+PERSON_RULES = tuple(r for r in _RULES if r != "at")
+#: Rules that follow a person through each clip and camera's frames.
+SEQUENCE_RULES = ("track",) + tuple(r for r in IDENTITY_RULES if r != "at")
 
 logger = logging.getLogger("motion_keypoints")
 
@@ -168,21 +173,22 @@ def choose_persons(
     by_frame = []
     groups: Dict[tuple, List[tuple]] = {}
     for i in range(n):
-        parsed = parse_frame_name(Path(str(names[i])).name) if rule == "track" else None
-        if rule == "track" and parsed is not None:
+        parsed = parse_frame_name(Path(str(names[i])).name) if rule in SEQUENCE_RULES else None
+        if parsed is not None:
             groups.setdefault(parsed[:2], []).append((parsed[2], i))
         else:
             by_frame.append(i)
     for i in by_frame:
         w, h = sizes[i]
-        j = select_person(instances[i], "score" if rule == "track" else rule, w, h)
+        j = select_person(instances[i], "score" if rule in SEQUENCE_RULES else rule, w, h)
         persons[i] = None if j is None else instances[i][j]
     for members in groups.values():
         order = [i for _, i in sorted(members)]
-        chosen = select_track([instances[i] for i in order], "track")
+        w, h = sizes[order[0]]
+        chosen = select_track([instances[i] for i in order], rule, w, h)
         for i, j in zip(order, chosen):
             persons[i] = None if j is None else instances[i][j]
-    return persons, (len(by_frame) if rule == "track" else 0)
+    return persons, (len(by_frame) if rule in SEQUENCE_RULES else 0)
 
 
 def _model_input(image: np.ndarray, resize) -> dict:
