@@ -25,10 +25,11 @@ from motion_keypoints.ensemble.fuse import (
     rmse_weights,
 )
 from motion_keypoints.evaluation import metrics
+from motion_keypoints.io.outputs import editing
 from motion_keypoints.io.predictions import read_predictions
 from motion_keypoints.io.problems import DataError
 from motion_keypoints.io.tables import keypoints_frame, write_keypoint_csv
-from motion_keypoints.meta import COORD_COLUMNS, FLIP_PAIRS, KEYPOINT_NAMES
+from motion_keypoints.meta import COORD_COLUMNS, FLIP_INDEX, FLIP_PAIRS, KEYPOINT_NAMES
 from motion_keypoints.submission import check_submission
 
 K = len(KEYPOINT_NAMES)
@@ -167,10 +168,12 @@ def make_data_root(root, n_train=8, n_test=5, labels=True, seed=0):
         for name in names[split]:
             cv2.imwrite(str(folder / name), rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
     train, test = poses(n_train, seed + 1), poses(n_test, seed + 2)
-    write_keypoint_csv(keypoints_frame(names["train"], train), paths.train_csv)
-    write_keypoint_csv(keypoints_frame(names["test"], np.zeros_like(test)), paths.sample_submission)
-    if labels:
-        write_keypoint_csv(keypoints_frame(names["test"], test), paths.test_labels)
+    with editing(root):  # the test builds a data folder by hand
+        write_keypoint_csv(keypoints_frame(names["train"], train), paths.train_csv)
+        write_keypoint_csv(keypoints_frame(names["test"], np.zeros_like(test)),
+                           paths.sample_submission)
+        if labels:
+            write_keypoint_csv(keypoints_frame(names["test"], test), paths.test_labels)
     return {"train_images": names["train"], "test_images": names["test"], "train": train, "test": test}
 
 
@@ -261,7 +264,7 @@ def test_ensemble_cli_writes_a_valid_submission(three_runs, tmp_path, capsys):
     for run in runs:
         img = cv2.imread(str(run / "samples" / "test_samples.jpg"))
         assert img is not None and img.shape[1] == 3 * 400
-    assert (out.parent / "samples" / "ensemble_robust_test.jpg").is_file()
+    assert (out.parent / "samples" / "submission_samples.jpg").is_file()  # named after --out
     assert f"samples: {runs[0] / 'samples' / 'test_samples.jpg'}" in text
 
     before = out.read_bytes()
@@ -282,7 +285,7 @@ def test_val_split_prints_members_ensemble_and_no_flip_side_by_side(tmp_path, ca
         runs.append(make_run(tmp_path / name, "val", val, flip[-1], noflip=plain[-1],
                              val_rmse=1.0 + i))
     out = tmp_path / "ens" / "val.csv"
-    summary = run_ensemble(runs, root, "val", "weighted", out, samples=0)
+    summary = run_ensemble(runs, root, "val", "weighted", out, samples=0, echo=print)
     text = capsys.readouterr().out
     w = rmse_weights([1.0, 2.0])
     fused = fuse(np.stack(flip), "weighted", weights=w)
@@ -319,7 +322,7 @@ def test_test_split_without_labels_prints_no_rmse(tmp_path, capsys):
     root = tmp_path / "data"
     d = make_data_root(root, labels=False)
     run = make_run(tmp_path / "A", "test", d["test_images"], d["test"])
-    summary = run_ensemble([run], root, out=tmp_path / "s.csv", samples=0)
+    summary = run_ensemble([run], root, out=tmp_path / "s.csv", samples=0, echo=print)
     text = capsys.readouterr().out
     assert summary.rmse == {} and "RMSE not computed" in text
     assert "RMSE" not in text.splitlines()[1]
@@ -331,7 +334,7 @@ def test_runs_with_other_keypoints_refuse_naming_the_difference(three_runs, caps
     info["keypoint_names"][3] = "left_earlobe"
     (runs[1] / "run_info.json").write_text(json.dumps(info))
     assert ensemble_main(["--runs", str(runs[0]), str(runs[1]), "--data-root", str(root), "--samples", "0",
-                   "--out", str(root / "x.csv")]) == 1
+                   "--out", str(root.parent / "x.csv")]) == 1
     err = capsys.readouterr().err
     assert "different keypoint definitions" in err and "left_earlobe" in err and "left_ear" in err
 
@@ -459,7 +462,8 @@ def test_val_out_over_train_df_is_refused_through_another_spelling(tmp_path, cap
     out = root / "images" / ".." / "train_df.csv"
     code = ensemble_main(["--runs", str(run), "--data-root", str(root), "--split", "val",
                           "--out", str(out), "--samples", "0"])
-    assert code == 1 and "would overwrite the data folder's train_df.csv" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 1 and "would overwrite" in err and "train_df.csv, an input" in err
     assert (root / "train_df.csv").read_bytes() == before
 
 
@@ -525,7 +529,7 @@ def test_weight_by_score_across_families_rescales_each_member(tmp_path, capsys):
     runs = [make_run(tmp_path / "R", "val", val, a, family="rcnn", scores=sa),
             make_run(tmp_path / "H", "val", val, b, family="heatmap", scores=sb)]
     summary = run_ensemble(runs, root, "val", "weighted", None, weight_by="score", samples=0,
-                           smooth="off")
+                           smooth="off", echo=print)
     # unscaled, 10 vs 0.5 would put the fusion 95% on R; rescaled, a typical keypoint weighs alike
     np.testing.assert_allclose(summary.coords[:, 1:], rounded(truth + 2.0)[:, 1:], atol=1e-6)
     np.testing.assert_allclose(summary.coords[:, 0], rounded(truth + 1.0)[:, 0], atol=1e-6)
@@ -554,7 +558,7 @@ def _two_member_runs(tmp_path, n_val=30, n_test=30):
 def test_weight_by_keypoint_uses_each_members_validation_rmse(tmp_path, capsys):
     root, d, runs = _two_member_runs(tmp_path)
     by_kp = run_ensemble(runs, root, "test", "weighted", tmp_path / "kp.csv",
-                         weight_by="keypoint", samples=0, smooth="off")
+                         weight_by="keypoint", samples=0, smooth="off", echo=print)
     text = capsys.readouterr().out
     vals = [read_predictions(r / "predictions_val.csv") for r in runs]
     vtruth = d["train"][4:]
@@ -645,10 +649,11 @@ def make_clip_root(root, val_frames, test_frames, seed=0):
         folder.mkdir(parents=True)
         for name in names[split]:
             cv2.imwrite(str(folder / name), np.zeros((H, W, 3), np.uint8))
-    write_keypoint_csv(keypoints_frame(names["train"], truth["train"]), paths.train_csv)
-    write_keypoint_csv(keypoints_frame(names["test"], np.zeros_like(truth["test"])),
-                       paths.sample_submission)
-    write_keypoint_csv(keypoints_frame(names["test"], truth["test"]), paths.test_labels)
+    with editing(paths.root):  # the test builds a data folder by hand
+        write_keypoint_csv(keypoints_frame(names["train"], truth["train"]), paths.train_csv)
+        write_keypoint_csv(keypoints_frame(names["test"], np.zeros_like(truth["test"])),
+                           paths.sample_submission)
+        write_keypoint_csv(keypoints_frame(names["test"], truth["test"]), paths.test_labels)
     return names, truth
 
 
@@ -672,7 +677,8 @@ def test_smooth_auto_chooses_on_validation_and_applies_to_the_test_submission(tm
     root = tmp_path / "data"
     names, truth = make_clip_root(root, range(1, 41), range(1, 41))
     runs = clip_runs(tmp_path, root, names, truth)
-    argv = ["--runs", *map(str, runs), "--data-root", str(root), "--samples", "0"]
+    argv = ["--runs", *map(str, runs), "--data-root", str(root), "--samples", "0",
+            "--method", "mean"]
     assert ensemble_main([*argv, "--smooth", "off", "--out", str(tmp_path / "off.csv")]) == 0
     capsys.readouterr()
     assert ensemble_main([*argv, "--out", str(tmp_path / "auto.csv")]) == 0  # default: auto
@@ -715,7 +721,8 @@ def test_smooth_default_leaves_sparse_frames_and_auto_without_gain_is_off(tmp_pa
     np.testing.assert_array_equal(dflt.coords, off.coords)
     assert dflt.smoothing["smoothed_rows"] == 0
     assert (tmp_path / "o.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
-    auto = run_ensemble(runs, root, "test", "mean", tmp_path / "a.csv", samples=0, smooth="auto")
+    auto = run_ensemble(runs, root, "test", "mean", tmp_path / "a.csv", samples=0, smooth="auto",
+                        echo=print)
     assert auto.smoothing["chosen"] == "off"
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "o.csv").read_bytes()
     assert "no candidate lowers the validation RMSE" in capsys.readouterr().out
@@ -735,3 +742,141 @@ def test_smooth_auto_without_validation_predictions(tmp_path, capsys):
             "--out", str(tmp_path / "s.csv")]
     assert ensemble_main(argv) == 0  # the default falls back to off, and says so
     assert "smoothing: off: not every member has predictions_val.csv" in capsys.readouterr().out
+
+
+# ------------------------------------------------- test-time options chosen on validation
+
+
+def _runs_with_val(tmp_path, spec, n_val=30, n_test=30, seed=31):
+    """Runs with validation and test predictions (and ``_noflip`` files): ``spec`` is
+    ``[(name, make(truth, rng, split) -> (pred, noflip or None)), ...]``."""
+    root = tmp_path / "data"
+    d = make_data_root(root, n_train=n_val + 4, n_test=n_test)
+    val, vtruth = d["train_images"][4:], d["train"][4:]
+    rng = np.random.default_rng(seed)
+    runs = []
+    for name, make in spec:
+        pred, nf = make(vtruth, rng, "val")
+        run = make_run(tmp_path / name, "val", val, rounded(pred), noflip=None if nf is None
+                       else rounded(nf), val_rmse=metrics.rmse(pred, vtruth))
+        pred, nf = make(d["test"], rng, "test")
+        write_predictions(run / "predictions_test.csv", d["test_images"], rounded(pred))
+        if nf is not None:
+            write_predictions(run / "predictions_test_noflip.csv", d["test_images"], rounded(nf))
+        runs.append(run)
+    return root, d, runs
+
+
+def _noisy(sigma):
+    return lambda t, rng, split: (t + rng.normal(0, sigma, t.shape), None)
+
+
+def test_method_auto_is_chosen_on_validation_and_a_worse_ensemble_is_said(tmp_path):
+    # A is good, B and C are poor: the plain mean is worse than A alone
+    root, d, runs = _runs_with_val(tmp_path, [("A", _noisy(0.3)), ("B", _noisy(4.0)),
+                                              ("C", _noisy(4.0))])
+    mean = run_ensemble(runs, root, "test", "mean", None, samples=0, flip="on", lr_align="off")
+    assert mean.rmse["ensemble"] > mean.rmse["A"]
+    assert any(line.startswith("WORSE THAN ITS BEST MEMBER") and "A alone" in line
+               for line in mean.lines)
+    auto = run_ensemble(runs, root, "test", "auto", None, samples=0, flip="on", lr_align="off")
+    note = next(line for line in auto.lines if line.startswith("method auto:"))
+    assert all(n in note for n in ("mean", "median", "robust", "weighted by rmse",
+                                   "weighted by keypoint"))
+    scored = auto.plan.method_rmse
+    assert min(scored, key=scored.get) in note.split(",")[0]
+    assert auto.plan.method == "weighted"
+    assert auto.rmse["ensemble"] < mean.rmse["ensemble"]
+    # a mean-pose baseline beside the table, and each row's ratio to it
+    assert auto.rmse["mean pose (baseline)"] > auto.rmse["A"]
+    assert "vs mean pose" in auto.table.splitlines()[0]
+    assert any(line.startswith("mean pose (baseline): RMSE") for line in auto.lines)
+
+
+def test_flip_tta_is_chosen_per_member_on_validation(tmp_path):
+    # A's flip TTA helps, B's hurts (B's no-flip predictions are the better ones)
+    def a(t, rng, split):
+        return t + rng.normal(0, 0.5, t.shape), t + rng.normal(0, 2.0, t.shape)
+
+    def b(t, rng, split):
+        return t + rng.normal(0, 3.0, t.shape), t + rng.normal(0, 0.8, t.shape)
+
+    root, d, runs = _runs_with_val(tmp_path, [("A", a), ("B", b)])
+    s = run_ensemble(runs, root, "test", "mean", None, samples=0, lr_align="off")
+    assert s.plan.flip == [True, False]
+    note = next(line for line in s.lines if line.startswith("flip TTA per member"))
+    assert "A on (" in note and "B off (" in note
+    test_b = read_predictions(runs[1] / "predictions_test_noflip.csv")["coords"]
+    test_a = read_predictions(runs[0] / "predictions_test.csv")["coords"]
+    np.testing.assert_allclose(s.coords, (test_a + test_b) / 2, atol=1e-9)
+    forced = run_ensemble(runs, root, "test", "mean", None, samples=0, flip="on", lr_align="off")
+    assert forced.rmse["ensemble"] > s.rmse["ensemble"]
+    header = s.table.splitlines()[0]
+    rows = {line.split()[0]: line for line in s.table.splitlines()[1:3]}
+    start = header.index("flip TTA")
+    assert [rows[m][start:start + 8].strip() for m in "AB"] == ["on", "off"]
+
+
+def _mirrored(share):
+    def make(t, rng, split):
+        p = t + rng.normal(0, 0.5, t.shape)
+        frames = rng.choice(len(t), size=int(share * len(t)), replace=False)
+        p[frames] = p[frames][:, list(FLIP_INDEX)]
+        return p, None
+    return make
+
+
+def test_left_right_alignment_is_on_only_when_validation_shows_it_helps(tmp_path):
+    root, d, runs = _runs_with_val(tmp_path, [("A", _noisy(0.5)), ("B", _mirrored(0.3)),
+                                              ("C", _noisy(0.5))])
+    s = run_ensemble(runs, root, "test", "mean", None, samples=0)
+    assert s.plan.lr
+    assert s.lr_swaps["B"] == 9 and s.lr_swaps["A"] == s.lr_swaps["C"] == 0
+    assert any(line.startswith("left/right alignment: on, chosen on validation") for line in s.lines)
+    assert "left/right exchanged to the consensus side: A 0, B 9, C 0 images" in s.lines
+    off = run_ensemble(runs, root, "test", "mean", None, samples=0, lr_align="off")
+    print(f"test RMSE with a member mirrored on 30% of the frames: {off.rmse['ensemble']:.2f} px "
+          f"plain mean, {s.rmse['ensemble']:.2f} px left/right aligned")
+    assert s.rmse["ensemble"] < 0.5 * off.rmse["ensemble"]
+    clean_root, _, clean = _runs_with_val(tmp_path / "clean", [("A", _noisy(0.5)),
+                                                               ("B", _noisy(0.5))])
+    c = run_ensemble(clean, clean_root, "test", "mean", None, samples=0)
+    assert not c.plan.lr
+    assert any(line.startswith("left/right alignment: off, chosen on validation") for line in c.lines)
+
+
+def test_median_of_two_is_named_the_mean(tmp_path):
+    root, d, runs = _runs_with_val(tmp_path, [("A", _noisy(0.5)), ("B", _noisy(1.0))])
+    s = run_ensemble(runs, root, "test", "median", None, samples=0)
+    assert "ensemble (median = mean of two)" in s.table
+    assert "median of two members: exactly their mean" in s.lines
+
+
+def test_error_picture_and_html_are_named_after_the_output(tmp_path, capsys):
+    root, d, runs = _runs_with_val(tmp_path, [("A", _noisy(0.5)), ("B", _noisy(1.0))])
+    base = ["--runs", *map(str, runs), "--data-root", str(root), "--samples", "2", "--smooth", "off"]
+    assert ensemble_main([*base, "--out", str(tmp_path / "sub" / "one.csv"), "--html"]) == 0
+    assert ensemble_main([*base, "--method", "mean", "--out", str(tmp_path / "sub" / "two.csv")]) == 0
+    out = capsys.readouterr().out
+    pics = sorted(p.name for p in (tmp_path / "sub").iterdir())
+    assert pics == ["one.csv", "one_errors.html", "one_errors.png", "samples", "two.csv",
+                    "two_errors.png"]
+    assert sorted(p.name for p in (tmp_path / "sub" / "samples").iterdir()) == [
+        "one_samples.jpg", "two_samples.jpg"]
+    img = cv2.imread(str(tmp_path / "sub" / "one_errors.png"))
+    assert img is not None and img.shape[0] > 500 and img.shape[1] > 500
+    page = (tmp_path / "sub" / "one_errors.html").read_text()
+    assert "data:image/png;base64," in page and "RMSE per camera" in page
+    assert KEYPOINT_NAMES[5] in page and "mean pose (baseline)" in page
+    assert f"error picture: {tmp_path / 'sub' / 'two_errors.png'}" in out
+
+
+def test_picture_names_without_an_output_file_differ_by_options(tmp_path):
+    from motion_keypoints.ensemble.driver import output_stem
+
+    a = output_stem(None, "val", "mean", [tmp_path / "A"], ("rmse", 2.0))
+    b = output_stem(None, "val", "mean", [tmp_path / "A"], ("rmse", 3.0))
+    c = output_stem(None, "val", "robust", [tmp_path / "A"], ("rmse", 2.0))
+    assert len({a, b, c}) == 3 and a == output_stem(None, "val", "mean", [tmp_path / "A"],
+                                                     ("rmse", 2.0))
+    assert output_stem(tmp_path / "x" / "sub.csv", "test", "mean", []) == (tmp_path / "x", "sub")

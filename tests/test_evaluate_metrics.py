@@ -82,3 +82,21 @@ def test_evaluate_predicting_the_mean_pose_says_it_is_no_better(tmp_path, capsys
     assert evaluate_main(["--pred", str(tmp_path / "pred.csv"),
                           "--truth", str(tmp_path / "data" / "train_df.csv")]) == 0
     assert "no better than predicting the mean pose" in capsys.readouterr().out
+
+
+def test_evaluate_writes_an_error_picture_named_after_the_predictions(tmp_path, capsys):
+    names, kps = _data_root(tmp_path / "data")
+    pred = kps[5:] + np.random.default_rng(2).normal(0, 2.0, kps[5:].shape)
+    for stem in ("a", "b"):
+        write_keypoint_csv(keypoints_frame(names[5:], pred), tmp_path / f"{stem}.csv")
+    argv = ["--truth", str(tmp_path / "data" / "train_df.csv")]
+    assert evaluate_main(["--pred", str(tmp_path / "a.csv"), *argv, "--html"]) == 0
+    assert evaluate_main(["--pred", str(tmp_path / "b.csv"), *argv]) == 0
+    assert f"error picture: {tmp_path / 'b_errors.png'}" in capsys.readouterr().out
+    img = cv2.imread(str(tmp_path / "a_errors.png"))
+    assert img is not None and min(img.shape[:2]) > 500
+    assert (tmp_path / "b_errors.png").is_file() and not (tmp_path / "b_errors.html").exists()
+    page = (tmp_path / "a_errors.html").read_text()
+    assert "data:image/png;base64," in page and "camera" in page and names[5] in page
+    assert evaluate_main(["--pred", str(tmp_path / "a.csv"), *argv, "--no-picture"]) == 0
+    assert "error picture" not in capsys.readouterr().out

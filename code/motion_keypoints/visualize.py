@@ -9,8 +9,9 @@ Boxes (continuous coordinates, detectron2's) are converted with :func:`.geometry
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -140,3 +141,153 @@ def save_samples(
         if not cv2.imwrite(str(tmp), grid):
             raise OSError(f"could not write {out_path} (unsupported extension?)")
     return out_path
+
+
+# --------------------------------------------------------------------------- error picture
+
+
+@dataclass
+class ErrorReport:
+    """What the error picture shows: per-keypoint RMSE ``(K,)`` and per-camera RMSE of each
+    predictor (members, the fusion, the mean pose), and the ``worst`` images of the fusion
+    (path, name, truth ``(K, 2)``, prediction ``(K, 2)``, RMSE)."""
+
+    title: str
+    per_keypoint: Dict[str, np.ndarray]
+    per_camera: Dict[str, Dict[str, float]]
+    worst: List[Tuple[Path, str, np.ndarray, np.ndarray, float]] = field(default_factory=list)
+
+    @classmethod
+    def from_arrays(cls, title: str, images: Sequence[str], truth, preds: Dict[str, np.ndarray],
+                    fused=None, image_dir: PathLike | None = None, worst: int = 4) -> ErrorReport:
+        """Scores of each of ``preds`` ``{label: (N, K, 2)}`` against ``truth``; the worst
+        images are those of ``fused`` (default: the first prediction) with the highest RMSE."""
+        from .data.split import camera_of
+        from .evaluation import metrics
+
+        truth = np.asarray(truth, float)
+        cams = [camera_of(i) for i in images]
+        per_kp = {lab: np.array(list(metrics.per_keypoint_rmse(p, truth).values()))
+                  for lab, p in preds.items()}
+        per_cam = {lab: metrics.group_rmse(p, truth, cams) for lab, p in preds.items()}
+        fused = next(iter(preds.values())) if fused is None else np.asarray(fused, float)
+        rows = []
+        if image_dir is not None and worst > 0:
+            err = metrics.per_image_rmse(fused, truth)
+            for i in np.argsort(-err, kind="stable")[:worst]:
+                rows.append((Path(image_dir) / images[i], images[i], truth[i], fused[i],
+                             float(err[i])))
+        return cls(title, per_kp, per_cam, rows)
+
+
+def _error_tile(path: Path, name: str, truth, pred, err: float, width: int = 360) -> np.ndarray:
+    """One worst image: truth as white rings, the prediction's skeleton in its side colours, a
+    red line from each true keypoint to its prediction."""
+    img = read_image(path)
+    h, w = img.shape[:2]
+    size = (width, max(1, round(h * width / w)))
+    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    sx, sy = size[0] / w, size[1] / h
+    t, p = scale_points(np.asarray(truth, float), sx, sy), scale_points(np.asarray(pred, float), sx, sy)
+    out = draw_keypoints(img, p, thickness=2, radius=3)
+    for a, b in zip(t, p):
+        if np.isfinite(a).all() and np.isfinite(b).all():
+            cv2.line(out, _point(a), _point(b), (0, 0, 255), 1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(out, _point(a), 4 << _SHIFT, (255, 255, 255), 1, cv2.LINE_AA, _SHIFT)
+    _label(out, f"{name}  RMSE {err:.1f} px")
+    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+
+
+def _bars(ax, groups: Sequence[str], series: Dict[str, Sequence[float]], title: str) -> None:
+    n = max(1, len(series))
+    width = 0.8 / n
+    x = np.arange(len(groups))
+    for j, (lab, vals) in enumerate(series.items()):
+        ax.bar(x + (j - (n - 1) / 2) * width, vals, width, label=lab)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, rotation=60 if len(groups) > 6 else 0, ha="right", fontsize=7)
+    ax.set_ylabel("RMSE (px)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=min(4, n))
+
+
+def error_figure(report: ErrorReport):
+    """The matplotlib figure of ``report``: per-keypoint bars, per-camera bars, worst images."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    cols = max(1, len(report.worst))
+    fig = Figure(figsize=(max(12, 3.2 * cols), 13), dpi=90)
+    grid = fig.add_gridspec(3, cols, height_ratios=[1.2, 1, 1.3])
+    _bars(fig.add_subplot(grid[0, :]), list(KEYPOINT_NAMES), report.per_keypoint,
+          f"{report.title}: RMSE per keypoint")
+    cams = sorted({c for d in report.per_camera.values() for c in d})
+    _bars(fig.add_subplot(grid[1, :]), [f"camera {c}" for c in cams],
+          {lab: [d.get(c, np.nan) for c in cams] for lab, d in report.per_camera.items()},
+          "RMSE per camera")
+    for j, (path, name, truth, pred, err) in enumerate(report.worst):
+        ax = fig.add_subplot(grid[2, j])
+        ax.imshow(_error_tile(path, name, truth, pred, err))
+        ax.set_axis_off()
+        ax.set_title(f"worst {j + 1}: truth (rings), prediction (skeleton)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_error_report(report: ErrorReport, png_path: PathLike,
+                      html_path: PathLike | None = None) -> List[Path]:
+    """Write the error picture (PNG) and, with ``html_path``, one self-contained HTML page with
+    the same picture (embedded) and the numbers as tables; through the kit's write path."""
+    import base64
+    import io
+
+    fig = error_figure(report)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    data = buf.getvalue()
+    png_path = Path(png_path)
+    with atomic_path(png_path) as tmp:
+        tmp.write_bytes(data)
+    written = [png_path]
+    if html_path is not None:
+        html_path = Path(html_path)
+        page = _html_page(report, base64.b64encode(data).decode("ascii"))
+        with atomic_path(html_path) as tmp:
+            tmp.write_text(page)
+        written.append(html_path)
+    return written
+
+
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    import html
+
+    def cell(v):
+        return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html_page(report: ErrorReport, png_b64: str) -> str:
+    import html
+
+    labels = list(report.per_keypoint)
+    kp_rows = [[n] + [float(report.per_keypoint[lab][i]) for lab in labels]
+               for i, n in enumerate(KEYPOINT_NAMES)]
+    cams = sorted({c for d in report.per_camera.values() for c in d})
+    cam_rows = [[c] + [float(report.per_camera[lab].get(c, np.nan)) for lab in labels] for c in cams]
+    worst = [[name, err] for _, name, _, _, err in report.worst]
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+        f"{html.escape(report.title)}</title><style>body{{font-family:sans-serif}}"
+        "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}</style>"
+        f"</head><body><h1>{html.escape(report.title)}</h1>"
+        f"<img alt='error picture' src='data:image/png;base64,{png_b64}'>"
+        "<h2>RMSE per keypoint (px)</h2>" + _html_table(["keypoint"] + labels, kp_rows)
+        + "<h2>RMSE per camera (px)</h2>" + _html_table(["camera"] + labels, cam_rows)
+        + "<h2>Worst images</h2>" + _html_table(["image", "RMSE (px)"], worst)
+        + "</body></html>\n"
+    )

@@ -11,8 +11,15 @@ from ._run import run_command
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from ..ensemble.driver import DEFAULT_MIN_IOU, SMOOTH_MODES, WEIGHT_BY, run_ensemble
-    from ..ensemble.fuse import ALIGN_REFERENCES, METHODS
+    from ..ensemble.driver import (
+        DEFAULT_MIN_IOU,
+        METHOD_CHOICES,
+        SMOOTH_MODES,
+        SWITCH_CHOICES,
+        WEIGHT_BY,
+        run_ensemble,
+    )
+    from ..ensemble.fuse import ALIGN_REFERENCES
     from ..io.predictions import PREDICTION_SPLITS
     from ..motion.smooth import DEFAULT_MAX_GAP
 
@@ -29,8 +36,12 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--split", default="test", choices=PREDICTION_SPLITS,
                         help="test: write the submission; val: fuse and score the validation "
                         "predictions (default: %(default)s)")
-    parser.add_argument("--method", default="mean", choices=METHODS,
-                        help="fusion of the members' keypoints (default: %(default)s)")
+    parser.add_argument("--method", default="auto", choices=METHOD_CHOICES,
+                        help="fusion of the members' keypoints; auto = the method and member "
+                        "weights (mean, median, robust, weighted by RMSE or per keypoint) with the "
+                        "lowest RMSE on the members' validation predictions, printed with the "
+                        "RMSE of each (mean when not every run has predictions_val.csv) "
+                        "(default: %(default)s)")
     parser.add_argument("--weight-by", default="rmse", choices=WEIGHT_BY,
                         help="weighted: rmse = run_info val_rmse, one weight per member ∝ "
                         "1/rmse²; score = keypoint scores (rescaled per member when families "
@@ -60,6 +71,24 @@ def _main(argv: Sequence[str] | None) -> int:
                         f"conservative default (only frames at most {DEFAULT_MAX_GAP} apart: "
                         "sparse test frames come out unchanged); off = none (default: auto when "
                         "every run has predictions_val.csv, else off)")
+    parser.add_argument("--flip", default="auto", choices=SWITCH_CHOICES,
+                        help="flip TTA per member: auto = its predictions with or without flip "
+                        "TTA (predictions_<split>_noflip.csv), whichever has the lower RMSE on "
+                        "its validation predictions (the choice is printed); on/off = forced "
+                        "(default: %(default)s)")
+    parser.add_argument("--lr-align", default="auto", choices=SWITCH_CHOICES,
+                        help="left/right-consistent fusion: before fusing, a member whose pose is "
+                        "clearly closer to the consensus with left and right exchanged is "
+                        "exchanged (counted); auto = on only if it lowers the validation RMSE "
+                        "(default: %(default)s)")
+    parser.add_argument("--no-picture", dest="picture", action="store_false",
+                        help="do not write the error picture <out stem>_errors.png next to --out "
+                        "(per-keypoint and per-camera RMSE bars of each member, the fusion and "
+                        "the mean pose; the worst images with truth and prediction) "
+                        "(default: written when labels exist)")
+    parser.add_argument("--html", action="store_true",
+                        help="also write <out stem>_errors.html, one self-contained page with "
+                        "the same picture and numbers (default: off)")
     parser.add_argument("--out", default=None, metavar="FILE",
                         help="output CSV (a file; default: submissions/submission.csv for test, "
                         "outputs/ensemble/predictions_val.csv for val); never an input")
@@ -73,12 +102,15 @@ def _main(argv: Sequence[str] | None) -> int:
     out = args.out or (
         "submissions/submission.csv" if args.split == "test" else "outputs/ensemble/predictions_val.csv"
     )
-    run_ensemble(
+    summary = run_ensemble(
         args.runs, args.data_root, args.split, args.method, out,
         weight_by=args.weight_by, k=args.k, align=args.align, min_iou=args.min_iou,
-        align_reference=args.align_reference, smooth=args.smooth, samples=args.samples,
+        align_reference=args.align_reference, smooth=args.smooth, flip=args.flip,
+        lr_align=args.lr_align, samples=args.samples, picture=args.picture, html=args.html,
         seed=args.seed,
     )
+    for line in summary.lines:
+        print(line)
     return 0
 
 

@@ -4,6 +4,7 @@ against labels, overall and per keypoint."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Sequence
 
 from ._run import run_command
@@ -13,6 +14,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from ..evaluation.evaluate import (
         baseline_line,
         camera_table,
+        error_picture,
         evaluate_files,
         keypoint_table,
         short_list,
@@ -33,7 +35,23 @@ def _main(argv: Sequence[str] | None) -> int:
                         help="data folder for the mean-pose baseline (its training rows other "
                         "than the evaluated images) and the image sizes (default: the folder of "
                         "--truth)")
+    parser.add_argument("--picture", default=None, metavar="FILE",
+                        help="error picture (PNG): per-keypoint and per-camera RMSE bars of the "
+                        "predictions and the mean pose, the worst images with truth and "
+                        "prediction drawn (default: <pred stem>_errors.png next to --pred)")
+    parser.add_argument("--no-picture", dest="no_picture", action="store_true",
+                        help="write no picture (default: written)")
+    parser.add_argument("--html", action="store_true",
+                        help="also write the same content as one self-contained HTML page next "
+                        "to the picture (<picture stem>.html) (default: off)")
     args = parser.parse_args(argv)
+    picture = None if args.no_picture else Path(args.picture) if args.picture else (
+        Path(args.pred).with_name(f"{Path(args.pred).stem}_errors.png"))
+    if picture is not None:
+        from ..io.outputs import check_output_file, register_inputs
+
+        register_inputs(args.pred, args.truth)
+        check_output_file(picture, "picture", "--picture")
     res = evaluate_files(args.pred, args.truth, args.skip_missing, args.data_root)
     print(f"{args.pred} vs {args.truth}: {res['images']} images")
     if res["skipped"]:
@@ -44,6 +62,10 @@ def _main(argv: Sequence[str] | None) -> int:
     print("PCK@a: share of images with the keypoint within a x the person's box size (the longer "
           "side of the box around the true keypoints)")
     print(camera_table(res))
+    if picture is not None:
+        written = error_picture(res, args.pred, picture, args.html, args.data_root or
+                                Path(args.truth).parent)
+        print("error picture: " + ", ".join(str(p) for p in written))
     return 0
 
 

@@ -163,6 +163,30 @@ def evaluate_files(pred: PathLike, truth: PathLike, skip_missing: bool = False,
     return res
 
 
+def error_picture(res: dict, pred: PathLike, png: PathLike, html: bool = False,
+                  data_root: PathLike | None = None, worst: int = 4) -> list:
+    """The error picture of an :func:`evaluate_files` result (and with ``html`` its page
+    ``<png stem>.html``): per-keypoint and per-camera RMSE of the predictions and the mean pose,
+    the worst images (when the data root holds them) with truth and prediction drawn."""
+    from ..visualize import ErrorReport, save_error_report
+
+    preds = {Path(pred).name: res["pred"]}
+    if res["baseline"] is not None:
+        preds["mean pose (baseline)"] = res["baseline"]
+    image_dir = None
+    if data_root is not None:
+        paths = DataPaths.from_root(data_root)
+        for folder in (paths.train_images, paths.test_images):
+            if all((folder / i).is_file() for i in res["images_list"]):
+                image_dir = folder
+                break
+    report = ErrorReport.from_arrays(f"{Path(pred).name} ({res['images']} images)",
+                                     res["images_list"], res["truth"], preds, fused=res["pred"],
+                                     image_dir=image_dir, worst=worst)
+    png = Path(png)
+    return save_error_report(report, png, png.with_suffix(".html") if html else None)
+
+
 def short_list(items: Sequence[str], limit: int = 5) -> str:
     """``a, b, c ... (N in all)``: the first ``limit`` items of a long list."""
     shown = ", ".join(items[:limit])
