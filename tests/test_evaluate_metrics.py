@@ -100,3 +100,22 @@ def test_evaluate_writes_an_error_picture_named_after_the_predictions(tmp_path, 
     assert "data:image/png;base64," in page and "camera" in page and names[5] in page
     assert evaluate_main(["--pred", str(tmp_path / "a.csv"), *argv, "--no-picture"]) == 0
     assert "error picture" not in capsys.readouterr().out
+
+
+def test_predict_val_prints_the_mean_pose_beside_the_rmse(tmp_path, capsys):
+    from motion_keypoints.cli.predict import _val_report
+
+    names, kps = _data_root(tmp_path / "data")
+    pred = kps[5:] + 1.0
+    pred[1] = np.nan  # the R-CNN found nobody on this image
+    keypoints_frame(names[5:], pred).to_csv(tmp_path / "predictions_val.csv", index=False)
+    assert _val_report({"out": str(tmp_path / "predictions_val.csv")}, "val", tmp_path / "data") == 0
+    out = capsys.readouterr().out
+    keep = [0, 2]
+    base = metrics.mean_pose_baseline(kps[:5], [(64, 48)] * 5, [(64, 48)] * 2)
+    assert (f"validation (2 images; 1 without a detection left out): RMSE "
+            f"{metrics.rmse(pred[keep], kps[5:][keep]):.3f} px; mean pose (average training pose) "
+            f"{metrics.rmse(base, kps[5:][keep]):.3f} px") in out
+    assert "PCK@0.1 %" in out and "camera B" in out
+    assert _val_report({"out": "unused"}, "test", tmp_path / "data") == 0
+    assert capsys.readouterr().out == ""

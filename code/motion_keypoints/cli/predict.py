@@ -11,7 +11,7 @@ A heatmap run needs person boxes: ``--boxes-from`` a Keypoint R-CNN run that has
 same split (its predictions_<split>.csv). Images where that run found nobody get a fallback box
 around the mean training pose (counted and printed). On the validation split without
 ``--boxes-from`` the ground-truth boxes are used; with it, the RMSE on both is printed (the
-ground-truth one is the upper bound).
+ground-truth one shows the keypoint model on perfect boxes; it is no bound).
 """
 
 from __future__ import annotations
@@ -110,20 +110,31 @@ def _main(argv: Sequence[str]) -> int:
                            "predict the --boxes-from run with --person-rule instead")
         from ..models.heatmap.predictor import predict_run
 
-        predict_run(
+        summary = predict_run(
             run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size * 4, workers,
             boxes_from=a.boxes_from, opts=a.opts, progress=not a.quiet,
         )
-        return 0
+        return _val_report(summary, a.split, a.data_root)
     if a.boxes_from is not None:
         raise RunError(f"--boxes-from is for heatmap runs; {run} is a Keypoint R-CNN run "
                        "(it finds its own boxes): drop --boxes-from")
     from ..models.rcnn.predictor import predict_run
 
-    predict_run(
+    summary = predict_run(
         run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size, workers, a.opts,
         progress=not a.quiet, person_rule=a.person_rule,
     )
+    return _val_report(summary, a.split, a.data_root)
+
+
+def _val_report(summary: dict, split: str, data_root) -> int:
+    """On the validation split, the predictions scored beside the mean pose on the same images
+    (PCK per keypoint, RMSE per camera): :func:`..evaluation.evaluate.validation_report`."""
+    if split == "val":
+        from ..evaluation.evaluate import validation_report
+
+        for line in validation_report(summary["out"], data_root):
+            print(line)
     return 0
 
 

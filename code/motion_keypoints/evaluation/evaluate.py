@@ -64,11 +64,14 @@ def image_sizes(data_root: PathLike, images: Sequence[str]) -> np.ndarray | None
     return np.asarray(out, dtype=float)
 
 
-def mean_pose_for(data_root: PathLike, images: Sequence[str], sizes) -> np.ndarray:
+def mean_pose_for(data_root: PathLike, images: Sequence[str], sizes,
+                  exclude: Sequence[str] | None = None) -> np.ndarray:
     """The mean-pose baseline ``(N, K, 2)`` on ``images`` of ``sizes``: the kit's one mean pose
-    (:func:`training_mean_pose`) of the training rows other than ``images``, scaled into each
-    image. On a run's validation frames that is its split's training rows."""
-    return metrics.scale_pose(training_mean_pose(data_root, exclude=images), sizes)
+    (:func:`training_mean_pose`) of the training rows other than ``exclude`` (default:
+    ``images``), scaled into each image. On a run's validation frames that is its split's
+    training rows."""
+    rel = training_mean_pose(data_root, exclude=images if exclude is None else exclude)
+    return metrics.scale_pose(rel, sizes)
 
 
 def score_arrays(pred, truth, baseline, images: Sequence[str]) -> dict:
@@ -156,7 +159,7 @@ def evaluate_files(pred: PathLike, truth: PathLike, skip_missing: bool = False,
         if sizes is None:
             note = f"the images are not under {root}/images (pass --data-root)"
         else:
-            baseline = mean_pose_for(root, kept, sizes)
+            baseline = mean_pose_for(root, kept, sizes, exclude=images)
     res = score_arrays(coords[ok], true, baseline, kept)
     res.update(skipped=[img for img, good in zip(images, ok) if not good], baseline_note=note,
                images_list=kept, pred=coords[ok], truth=true, baseline=baseline)
@@ -211,3 +214,19 @@ def training_mean_pose(data_root: PathLike, exclude: Sequence[str] = ()) -> np.n
         for img in tqdm(list(df["image"]), desc="train image sizes", leave=False, disable=len(df) < 500)
     ]
     return metrics.mean_relative_pose(keypoints_array(df), sizes)
+
+
+def validation_report(pred: PathLike, data_root: PathLike) -> list:
+    """The lines ``predict --split val`` prints: the predictions' RMSE beside the mean pose's on
+    the same images, PCK per keypoint and RMSE per camera (images without a prediction left out
+    and counted)."""
+    res = evaluate_files(pred, DataPaths.from_root(data_root).train_csv, skip_missing=True,
+                         data_root=data_root)
+    lines = [keypoint_table(res)]
+    head = f"validation ({res['images']} images"
+    if res["skipped"]:
+        head += f"; {len(res['skipped'])} without a detection left out"
+    lines.append(baseline_line(res["rmse"], res["mean_pose_rmse"], head + "): RMSE")
+                 + (f" ({res['baseline_note']})" if res["baseline_note"] else ""))
+    lines.append(camera_table(res))
+    return lines

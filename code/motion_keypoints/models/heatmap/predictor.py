@@ -241,7 +241,7 @@ def predict_run(
             gt = predict_crops(cfg, model, _records(image_dir, names, gt_boxes, np.ones(len(names))),
                                batch_size, num_workers, flip_tta, progress=False)
             summary["val_rmse_gt_boxes"] = _rmse_of(gt["flip"] if flip_tta else gt["plain"], truth)
-            line += f"; on ground-truth boxes {summary['val_rmse_gt_boxes']:.3f} (upper bound)"
+            line += f"; on ground-truth boxes {summary['val_rmse_gt_boxes']:.3f}"
         print(line)
     return summary
 
