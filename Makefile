@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LINT := $(PY) -m ruff check code tests benchmarks scripts setup.py
 
-.PHONY: demo demo-long test test-fast lint env constraints
+.PHONY: demo demo-long test test-fast lint env constraints browser
 
 env:
 	bash scripts/setup_env.sh
@@ -16,8 +16,15 @@ demo: env
 demo-long: env
 	$(PY) code/demo.py --long $(DEMO_ARGS)
 
+# A real headless browser for the overlay test (tests/test_video.py): Debian's chromium, installed
+# where apt-get works (as root); elsewhere that test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "note: no chromium and no apt-get as root: the overlay browser test will skip"
+
 # Linter + the whole test suite (slow learning tests included): what CI runs.
-test: env
+test: env browser
 	$(LINT)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -29,6 +29,7 @@ setup(
         "Pillow",
         "timm",  # HRNet backbones of the heatmap family
         "scipy",
+        "av",  # PyAV (bundles FFmpeg with libx264): H.264 MP4 overlays that browsers play
     ],
     extras_require={
         "dev": ["pytest", "ruff", "nbclient", "nbformat", "ipykernel", "hypothesis", "neptune",

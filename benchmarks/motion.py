@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Motion figures (issues 13 and 20) on synthetic clips: smoothing error with and without
-smoothing, a wild point, the wrong-person rate of each person rule, video throughput.
+smoothing, a wild point, the wrong-person rate and identity switches of each person rule on
+two-person clips with a crossing, video throughput.
 
   python benchmarks/motion.py            # everything that needs no trained run
   python benchmarks/motion.py --quick    # fewer clips
@@ -232,6 +233,59 @@ def kit_dense_samples(n_clips: int, frames: int, seed: int = 0) -> List[Dict[str
     return [{"frames": s["frames"], "truth": s["keypoints"], "move": "kit"} for s in seqs]
 
 
+def two_person_clips(n_clips: int, frames: int = 120, seed: int = 0, noise: float = 3.0):
+    """Realistic clips with a bystander who crosses the main person, through a simulated detector
+    (noisy keypoints and boxes, scores uniform in 0.5-1 for both, random order, the main person
+    missed in 4 frames around the middle): ``[(frames_instances, main index per frame, clip)]``."""
+    from motion_keypoints.data.synthetic.body import REAL_MOVES
+    from motion_keypoints.data.synthetic.clips import real_clip
+
+    out = []
+    for i in range(n_clips):
+        c = real_clip(seed, 100 + i, frames, move=REAL_MOVES[i % len(REAL_MOVES)], bystander=True)
+        rng = np.random.default_rng(seed + 5000 + i)
+        fi, main = [], []
+        for t in range(frames):
+            inst, m = [], None
+            other = c["bystander"][t]
+            if ((other[:, 0] > 0) & (other[:, 0] < 640)).all():
+                inst.append(_instance(other, rng.uniform(0.5, 1.0), rng, noise))
+            if not frames // 2 - 2 <= t < frames // 2 + 2:
+                inst.append(_instance(c["keypoints"][t], rng.uniform(0.5, 1.0), rng, noise))
+                m = len(inst) - 1
+            if len(inst) == 2 and rng.random() < 0.5:
+                inst.reverse()
+                m = None if m is None else 1 - m
+            fi.append(inst)
+            main.append(m)
+        out.append((fi, main, c))
+    return out
+
+
+def identity_switch_counts(clips) -> Dict[str, Dict[str, float]]:
+    """Per person rule: identity switches of the chosen person (tracker ids) and the
+    wrong-person rate over the frames where the main person is detected; ``at`` is given the
+    main person's keypoint centre in the first frame."""
+    from motion_keypoints.motion.track import identity_switches, track_ids
+
+    result = {r: {"switches": 0, "wrong": 0, "frames": 0} for r in RULES}
+    tracker_split = 0
+    for fi, main, c in clips:
+        ids = track_ids(fi)
+        tracker_split += len({int(ids[t][m]) for t, m in enumerate(main) if m is not None}) - 1
+        for rule in RULES:
+            kw = {"at": tuple(c["keypoints"][0].mean(0))} if rule == "at" else {}
+            chosen = select_track(fi, rule, 640, 480, **kw)
+            counted = [t for t, m in enumerate(main) if m is not None]
+            result[rule]["switches"] += len(identity_switches(ids, chosen))
+            result[rule]["wrong"] += sum(chosen[t] != main[t] for t in counted)
+            result[rule]["frames"] += len(counted)
+    for r in result.values():
+        r["wrong_rate"] = r["wrong"] / max(r["frames"], 1)
+    result["tracker"] = {"main_person_split_into_extra_ids": tracker_split}
+    return result
+
+
 def _print_rows(rows) -> None:
     print(f"{'pattern':<10}{'noise':>6}  {'smoother':<34}{'RMSE':>8}{'ratio':>7}{'worst':>7}"
           f"{'accel':>8}{'moved':>8}{'max':>7}")
@@ -276,6 +330,16 @@ def main(argv=None) -> int:  # a report, run by hand
     print("\nwrong-person rate per rule (kit dense clips, a distractor in every frame):",
           ", ".join(f"{r} {v:.3f}" for r, v in rates.items() if r != "frames"))
     report["wrong_person"] = rates
+    clips = two_person_clips(max(2, n // 2) if a.quick else 10, seed=a.seed)
+    ids = identity_switch_counts(clips)
+    print(f"\ntwo-person realistic clips ({len(clips)} x 120 frames, a bystander crossing, the main "
+          f"person missed 4 frames; tracker split the main person into "
+          f"{ids['tracker']['main_person_split_into_extra_ids']} extra ids):")
+    for rule in RULES:
+        r = ids[rule]
+        print(f"  {rule:<8} identity switches {r['switches']:>4}   wrong person "
+              f"{r['wrong_rate']:.3f} of {r['frames']} frames")
+    report["identity_switches"] = ids
     if a.video:
         with __import__("tempfile").TemporaryDirectory() as tmp:
             report["video"] = video_throughput(a.video, a.runs, tmp)

@@ -444,3 +444,56 @@ def test_cli_refuses_bad_frames_before_loading_any_model(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1 and err[0].startswith("error: ") and "f01.jpg" in err[0], err
     assert not (tmp_path / "out" / "keypoints.csv").exists()
+
+
+# --------------------------------------------------- issue 20: an overlay any browser plays
+def _chromium():
+    import shutil
+
+    return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(b)), None)
+
+
+PAGE = """<!doctype html><html><body><pre id="out">pending</pre>
+<video id="v" src="{src}" muted playsinline autoplay></video>
+<script>
+const v = document.getElementById("v"), out = document.getElementById("out");
+const report = (what) => {{ out.textContent = JSON.stringify({{what, duration: v.duration,
+  readyState: v.readyState, currentTime: v.currentTime, width: v.videoWidth,
+  error: v.error ? v.error.code : null}}); }};
+v.addEventListener("error", () => report("error"));
+v.addEventListener("loadedmetadata", () => report("metadata"));
+v.addEventListener("timeupdate", () => {{ if (v.currentTime > 0) report("playing"); }});
+v.addEventListener("ended", () => report("ended"));
+v.play().catch((e) => {{ out.textContent = "play refused: " + e; }});
+</script></body></html>"""
+
+
+def test_the_overlay_plays_in_a_headless_browser(tmp_path):
+    """The MP4 that predict_video writes (io.video.write_video: H.264) opens, plays and has the
+    right duration in Debian's Chromium, headless (`make test` installs it where apt-get works)."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium binary (Debian: apt-get install chromium; `make test` does it "
+                    "where apt-get works): the overlay's playback is not checked here")
+    n, fps = 45, 30.0
+    video = tmp_path / "overlay.mp4"
+    assert write_video(video, _frames(n, w=97, h=65), fps) == n  # odd sides too
+    page = tmp_path / "page.html"
+    page.write_text(PAGE.format(src=video.name))
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--mute-audio",
+         "--autoplay-policy=no-user-gesture-required", "--allow-file-access-from-files",
+         "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)  # fmt: skip
+    import re
+
+    found = re.search(r'<pre id="out">(.*?)</pre>', proc.stdout, re.S)
+    assert found, proc.stdout[-2000:] + proc.stderr[-2000:]
+    text = found.group(1).replace("&quot;", '"')
+    assert text.startswith("{"), f"the browser does not play the overlay: {text}"  # mp4v: refused
+    state = json.loads(text)
+    print(f"chromium: {state}")
+    assert state["error"] is None and state["what"] in ("playing", "ended"), state
+    assert state["currentTime"] > 0 and state["readyState"] >= 2 and state["width"] == 98
+    assert state["duration"] == pytest.approx(n / fps, abs=0.05)

@@ -23,8 +23,9 @@ Options (all off by default; the default output is byte-identical to earlier ver
 * ``distractor`` — the fraction of clip cameras that also show a *distractor*: a second, smaller
   person off to the side (behind the main person), moving on its own and **not labelled**; its
   keypoints go to ``distractor_labels.csv`` (for measuring the wrong-person rate) only.
-* ``video`` — an MP4 (OpenCV ``mp4v``) of the first test clip's first camera (the first
-  training clip when there is no test image), frames rendered losslessly at ``fps``, with its
+* ``video`` — an MP4 (H.264, :func:`motion_keypoints.io.video.write_video`) of the first test
+  clip's first camera (the first training clip when there is no test image), frames rendered
+  losslessly at ``fps``, with its
   true keypoints per frame in a CSV next to it (:func:`video_labels_path`).
 
 The person is :mod:`.body`, its drawing :mod:`.render`. The command line is
