@@ -12,6 +12,11 @@ same split (its predictions_<split>.csv). Images where that run found nobody get
 around the mean training pose (counted and printed). On the validation split without
 ``--boxes-from`` the ground-truth boxes are used; with it, the RMSE on both is printed (the
 ground-truth one shows the keypoint model on perfect boxes; it is no bound).
+
+``--backend onnxruntime`` runs the run's ONNX export (``python code/export.py --run RUN --format
+onnx``; ``--export-dir`` if it was written elsewhere) through the same predictor: only the network
+runs in onnxruntime. A missing or stale export (the checkpoint changed since) is one line with
+the export command.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ..export.manifest import BACKENDS
 from ..io.predictions import PREDICTION_SPLITS
 from ..io.runs import CHECKPOINTS, RUN_INFO_FILE, RunError
 from ..motion.select import RULES as PERSON_RULES
@@ -92,6 +98,11 @@ def _main(argv: Sequence[str]) -> int:
                         "(default: %(default)s)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars (default: %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="torch = the run's checkpoint; onnxruntime = its ONNX export (python "
+                        "code/export.py --run RUN --format onnx) (default: %(default)s)")
+    p.add_argument("--export-dir", default=None, metavar="DIR",
+                   help="--backend onnxruntime: the export folder (default: RUN/export)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     a = p.parse_args(argv)
     if a.batch_size < 1:
@@ -104,6 +115,14 @@ def _main(argv: Sequence[str]) -> int:
 
     import_detectron2()
     workers = auto_workers(a.workers)
+    load_model = None
+    if a.backend == "onnxruntime":  # the run's current export, or one line naming the command
+        from ..export.manifest import check_export
+        from ..export.runtime import OnnxLoader
+
+        load_model = OnnxLoader(check_export(run, a.export_dir, a.checkpoint, a.opts))
+    elif a.export_dir is not None:
+        p.error("--export-dir is for --backend onnxruntime")
     if family == "heatmap":
         if a.person_rule != "score":
             raise RunError(f"--person-rule is for Keypoint R-CNN runs; {run} is a heatmap run: "
@@ -113,6 +132,7 @@ def _main(argv: Sequence[str]) -> int:
         summary = predict_run(
             run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size * 4, workers,
             boxes_from=a.boxes_from, opts=a.opts, progress=not a.quiet,
+            load_model=load_model,
         )
         return _val_report(summary, a.split, a.data_root)
     if a.boxes_from is not None:
@@ -123,6 +143,7 @@ def _main(argv: Sequence[str]) -> int:
     summary = predict_run(
         run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size, workers, a.opts,
         progress=not a.quiet, person_rule=a.person_rule,
+        load_model=load_model,
     )
     return _val_report(summary, a.split, a.data_root)
 

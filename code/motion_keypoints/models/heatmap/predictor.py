@@ -161,10 +161,12 @@ def _rmse_of(persons: Sequence[dict], truth: np.ndarray) -> float:
 def predict_run(
     run, data_root, split: str = "test", checkpoint: str = "best", flip_tta: bool = False,
     batch_size: int = 16, num_workers: int = 0, boxes_from=None, opts: Sequence[str] = (),
-    progress: bool = True,
+    progress: bool = True, load_model=None,
 ) -> dict:
     """Predict a split with a heatmap run and write its predictions CSV(s). Returns a summary
-    (with ``val_rmse`` and ``val_rmse_gt_boxes`` on the validation split)."""
+    (with ``val_rmse`` and ``val_rmse_gt_boxes`` on the validation split). ``load_model``:
+    ``cfg -> model`` of another backend (the ONNX export:
+    :class:`motion_keypoints.export.runtime.OnnxLoader`); default the run's torch checkpoint."""
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
@@ -206,9 +208,12 @@ def predict_run(
             f"{predict_command('outputs/<rcnn run>', data_root, split)})"
         )
 
-    model = build_model(cfg)
-    model.eval()
-    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    if load_model is not None:  # another backend (motion_keypoints.export.runtime)
+        model = load_model(cfg)
+    else:
+        model = build_model(cfg)
+        model.eval()
+        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     t0 = time.perf_counter()
     res = predict_crops(cfg, model, _records(image_dir, names, boxes, scores), batch_size,
                         num_workers, flip_tta, progress)

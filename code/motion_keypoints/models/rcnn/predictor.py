@@ -409,7 +409,7 @@ def images_of_split(run: Path, data_root: Path, split: str) -> tuple:
 
 def predict_images(
     cfg, files: List[Path], batch_size: int = 4, num_workers: int = 0, flip_tta: bool = False,
-    progress: bool = True, person_rule: str = DEFAULT_PERSON_RULE,
+    progress: bool = True, person_rule: str = DEFAULT_PERSON_RULE, load_model=None,
 ) -> Dict[str, object]:
     """Run the model on image files and choose one person per image by ``person_rule``
     (:func:`choose_persons`; ``track`` groups the files by clip and camera from their names).
@@ -419,6 +419,8 @@ def predict_images(
     ``sizes`` ((width, height) per image), ``person_rule`` and ``fallback`` (images ``track``
     chose by score because their names do not parse).
     ``num_workers``: data-loading worker processes; 0 = auto by core count (:func:`loading_plan`).
+    ``load_model``: ``cfg -> model`` of another backend (the ONNX export:
+    :class:`motion_keypoints.export.runtime.OnnxLoader`); default the run's torch checkpoint.
     """
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
@@ -429,9 +431,12 @@ def predict_images(
     on_gpu = cfg.MODEL.DEVICE.startswith("cuda")
     workers, threads = loading_plan(num_workers, cfg.MODEL.DEVICE)
     with _torch_threads(threads):
-        model = build_model(cfg)
-        model.eval()
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        if load_model is not None:  # another backend (motion_keypoints.export.runtime)
+            model = load_model(cfg)
+        else:
+            model = build_model(cfg)
+            model.eval()
+            DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
         ds = _ImageDataset(
             files, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.FORMAT
         )
@@ -477,7 +482,7 @@ def _run_model(model, loader, n: int, n_batches: int, on_gpu: bool, flip_tta: bo
 def predict_run(
     run, data_root, split: str = "test", checkpoint: str = "best", flip_tta: bool = False,
     batch_size: int = 4, num_workers: int = 0, opts: Sequence[str] = (), progress: bool = True,
-    person_rule: str = DEFAULT_PERSON_RULE,
+    person_rule: str = DEFAULT_PERSON_RULE, load_model=None,
 ) -> dict:
     """Predict a split with a trained run and write its predictions CSV(s), one person per image
     chosen by ``person_rule`` (:data:`PERSON_RULES`). Returns a summary (with the rule, the
@@ -499,7 +504,7 @@ def predict_run(
     t0 = time.perf_counter()
     res = predict_images(
         cfg, [image_dir / n for n in names], batch_size, num_workers, flip_tta, progress,
-        person_rule=person_rule,
+        person_rule=person_rule, load_model=load_model,
     )
     seconds = time.perf_counter() - t0
     if flip_tta:
