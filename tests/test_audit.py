@@ -25,6 +25,7 @@ from motion_keypoints.data.audit import (
 )
 from motion_keypoints.data.audit_report import format_findings, write_audit
 from motion_keypoints.data.layout import load_train_df, validate_data_root
+from motion_keypoints.io.outputs import editing
 from motion_keypoints.io.problems import DataError
 from motion_keypoints.io.tables import (
     OVERRIDE_COLUMNS,
@@ -36,7 +37,7 @@ from motion_keypoints.io.tables import (
     write_keypoint_csv,
 )
 from motion_keypoints.meta import FLIP_INDEX, FLIP_PAIRS, KEYPOINT_NAMES, keypoint_index
-from motion_keypoints.utils import file_sha256
+from motion_keypoints.utils import atomic_path, file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 LE, RE = keypoint_index("left_elbow"), keypoint_index("right_elbow")
@@ -79,7 +80,8 @@ def plant_errors(kps):
 
 
 def write_labels(root, df, kps):
-    write_keypoint_csv(keypoints_frame(df["image"], kps), Path(root) / "train_df.csv")
+    with editing(root):  # a deliberate edit of a (copied) data folder
+        write_keypoint_csv(keypoints_frame(df["image"], kps), Path(root) / "train_df.csv")
 
 
 @pytest.fixture
@@ -196,8 +198,8 @@ def test_write_audit_csv_pictures_and_suggested_fixes(planted, tmp_path):
     root, images, truth, swapped, moved, _ = planted
     out = tmp_path / "audit"
     stale = out / "pictures" / "999_old.jpg"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"left over from an earlier run")
+    with atomic_path(stale, kind="audit picture") as tmp:  # an earlier run's picture
+        tmp.write_bytes(b"left over from an earlier run")
     report = audit(root)
     written = write_audit(report, out, progress=False)
     table = pd.read_csv(written["csv"])

@@ -31,6 +31,7 @@ from motion_keypoints.augment.render import (
 from motion_keypoints.cli.augmentation import main as augmentation_main
 from motion_keypoints.data.layout import DataPaths
 from motion_keypoints.io.images import image_size
+from motion_keypoints.io.outputs import editing
 from motion_keypoints.io.problems import DataError
 from motion_keypoints.io.tables import keypoints_array, read_keypoint_csv, write_keypoint_csv
 from motion_keypoints.meta import FLIP_INDEX, KEYPOINT_NAMES, keypoint_index
@@ -437,7 +438,8 @@ def test_changed_definition_or_source_csv_rebuilds_the_set(synthetic_data, tmp_p
 
     train = read_keypoint_csv(root / "train_df.csv")
     train.loc[0, "nose_x"] += 3.0
-    write_keypoint_csv(train, root / "train_df.csv")
+    with editing(root):  # a deliberate edit of a (copied) data folder
+        write_keypoint_csv(train, root / "train_df.csv")
     [summary] = build(root, tmp_path / "out", config, limit=3)
     assert summary["rebuilt"] and summary["rendered"] == 3 * SMALL_PER_IMAGE
     third = read_keypoint_csv(ann, extra_columns=EXTRA_COLUMNS)

@@ -105,10 +105,10 @@ def test_unwritable_output_through_a_real_command_is_one_line(tmp_path):
     pred = _pred_csv(tmp_path / "p.csv")
     proc = subprocess.run(
         [sys.executable, "-c",
-         "import sys, motion_keypoints.cli.smooth as s, motion_keypoints.io.guards as g\n"
-         "g.check_writable_file = lambda p, option='--out': p\n"
+         "import sys, motion_keypoints.cli.smooth as s, motion_keypoints.io.outputs as g\n"
+         "g._check_folder_writable = lambda *a: None\n"
          "import motion_keypoints.utils as u\n"
-         "def boom(path):\n"
+         "def boom(path, *a, **k):\n"
          "    raise PermissionError(13, 'Permission denied', str(path))\n"
          "u.atomic_path = boom\n"
          "sys.exit(s.main(sys.argv[1:]))",

@@ -16,6 +16,7 @@ from PIL import Image
 from motion_keypoints.cli.check_data import main as check_data_main
 from motion_keypoints.data.layout import validate_data_root
 from motion_keypoints.io.images import image_size
+from motion_keypoints.io.outputs import editing
 from motion_keypoints.io.problems import MAX_SHOWN, DataError, Problem
 from motion_keypoints.io.tables import (
     keypoints_array,
@@ -46,7 +47,8 @@ def build_root(root: Path, n_train=4, n_test=2, sizes=((W, H),), seed=0) -> Path
         if split == "test":
             coords = np.zeros((n, NUM_KEYPOINTS, 2))
         csv_name = "train_df.csv" if split == "train" else "sample_submission.csv"
-        write_keypoint_csv(keypoints_frame(names, coords), root / csv_name)
+        with editing(root):  # the test builds a data folder by hand
+            write_keypoint_csv(keypoints_frame(names, coords), root / csv_name)
     return root
 
 

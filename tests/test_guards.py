@@ -1,14 +1,16 @@
-"""io.guards: no output path may be an input; outputs are the right kind and writable."""
+"""io.outputs checks of a path's kind and place: a file where a file is expected, a folder where
+a folder is, a writable place; the data folder, its images, sets and checkpoints refused."""
 
 import os
 
 import pytest
 
-from motion_keypoints.io.guards import (
+from motion_keypoints.io.outputs import (
     OutputError,
-    check_output,
-    check_writable_dir,
-    check_writable_file,
+    check_output_dir,
+    check_output_file,
+    command_policy,
+    register_inputs,
 )
 
 
@@ -23,63 +25,64 @@ def data(tmp_path):
 
 
 @pytest.mark.parametrize("rel", ["train_df.csv", "sample_submission.csv", "test_labels.csv",
-                                 "label_overrides.csv", "images", "images/train_imgs/a.jpg",
-                                 "images/new/x.csv", "images/../train_df.csv"])
-def test_data_inputs_are_refused(data, rel):
-    with pytest.raises(OutputError, match="would overwrite the data folder's"):
-        check_output(data / rel, data_root=data)
-
-
-def test_other_places_in_the_data_folder_are_fine(data):
-    assert check_output(data / "predictions.csv", data_root=data) == data / "predictions.csv"
+                                 "label_overrides.csv", "images/train_imgs/a.jpg",
+                                 "images/new/x.csv", "images/../train_df.csv",
+                                 "predictions.csv"])
+def test_nothing_is_written_into_a_data_folder(data, rel):
+    with pytest.raises(OutputError, match="lies in the data folder"):
+        check_output_file(data / rel, "x")
 
 
 def test_symlink_and_hard_link_to_an_input_are_refused(data, tmp_path):
     link = tmp_path / "link.csv"
     link.symlink_to(data / "train_df.csv")
-    with pytest.raises(OutputError):
-        check_output(link, data_root=data)
+    with pytest.raises(OutputError, match="data folder"):
+        check_output_file(link, "x")
     hard = tmp_path / "hard.csv"
     os.link(data / "train_df.csv", hard)
-    with pytest.raises(OutputError):
-        check_output(hard, data_root=data)
+    with pytest.raises(OutputError, match="hard links"):
+        check_output_file(hard, "x")
 
 
 def test_runs_checkpoints_and_explicit_inputs(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "model_best.pth").write_bytes(b"x")
+    (run / "run.json").write_text("{}")
     for path in (run / "model_best.pth", run / "run_info.json", tmp_path / "any.pth"):
         with pytest.raises(OutputError):
-            check_output(path, runs=[run])
+            check_output_file(path, "x")
     pred = tmp_path / "pred.csv"
     pred.write_text("x")
-    with pytest.raises(OutputError, match="its input"):
-        check_output(tmp_path / "." / "pred.csv", inputs=[pred])
-    assert check_output(run / "smoothed.csv", runs=[run], inputs=[pred])
+    with command_policy("test"):
+        register_inputs(pred)
+        with pytest.raises(OutputError, match="an input of this command"):
+            check_output_file(tmp_path / "." / "pred.csv", "x")
+        assert check_output_file(run / "smoothed.csv", "x") == run / "smoothed.csv"
 
 
 def test_augmentation_set_folder_is_protected(tmp_path):
     s = tmp_path / "aug" / "demo"
     s.mkdir(parents=True)
-    with pytest.raises(OutputError, match="augmentation set demo"):
-        check_output(s / "images" / "x.jpg", aug_sets=[s])
+    (s / "manifest.json").write_text("{}")
+    with pytest.raises(OutputError, match="augmentation set"):
+        check_output_file(s / "images" / "x.jpg", "x")
 
 
 def test_file_and_folder_kinds(tmp_path):
     (tmp_path / "f.csv").write_text("x")
     with pytest.raises(OutputError, match="is a folder; give a file name"):
-        check_writable_file(tmp_path)
+        check_output_file(tmp_path, "x")
     with pytest.raises(OutputError, match="is a file; give a folder"):
-        check_writable_dir(tmp_path / "f.csv")
+        check_output_dir(tmp_path / "f.csv", "x")
     with pytest.raises(OutputError, match="looks like a file name"):
-        check_writable_dir(tmp_path / "new.csv")
+        check_output_dir(tmp_path / "new.csv", "x")
     with pytest.raises(OutputError, match="is a file, not a folder"):
-        check_writable_file(tmp_path / "f.csv" / "out.csv")
+        check_output_file(tmp_path / "f.csv" / "out.csv", "x")
     with pytest.raises(OutputError, match="is a file, not a folder"):
-        check_writable_dir(tmp_path / "f.csv" / "sub" / "deeper")
-    assert check_writable_file(tmp_path / "new" / "deep" / "out.csv")
-    assert check_writable_dir(tmp_path / "new" / "dir")
+        check_output_dir(tmp_path / "f.csv" / "sub" / "deeper", "x")
+    assert check_output_file(tmp_path / "new" / "deep" / "out.csv", "x")
+    assert check_output_dir(tmp_path / "new" / "dir", "x")
     assert not (tmp_path / "new").exists()  # checking creates nothing
 
 
@@ -96,9 +99,9 @@ def test_read_only_folder_is_refused(tmp_path, monkeypatch):
 
             monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
         with pytest.raises(OutputError, match="cannot write in .*ro.*choose a writable place"):
-            check_writable_file(ro / "out.csv")
+            check_output_file(ro / "out.csv", "x")
         with pytest.raises(OutputError, match="cannot write in"):
-            check_writable_dir(ro / "sub")
+            check_output_dir(ro / "sub", "x")
     finally:
         ro.chmod(0o755)
     assert not list(ro.iterdir())

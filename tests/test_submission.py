@@ -166,7 +166,7 @@ def test_all_zero_submission_is_a_warning(sample, tmp_path, capsys):
     assert captured.out.startswith(f"OK: {sample}")
 
 
-def test_coordinates_outside_the_image_are_warnings(sample, tmp_path, capsys):
+def test_coordinates_outside_the_image_are_warnings(sample, tmp_path, tmp_path_factory, capsys):
     import cv2
 
     images = tmp_path / "images" / "test_imgs"
@@ -176,7 +176,8 @@ def test_coordinates_outside_the_image_are_warnings(sample, tmp_path, capsys):
     coords = np.full((len(IMAGES), K, 2), 10.0)
     coords[1, 0, 0] = 61.0  # img_1.jpg nose_x, beyond the 60 px width
     coords[2, 1, 1] = -1.0  # img_2.jpg left_eye_y
-    out = write_submission(IMAGES, coords, sample, tmp_path / "sub.csv")
+    out = write_submission(IMAGES, coords, sample,  # never into the data folder tmp_path
+                           tmp_path_factory.mktemp("out") / "sub.csv")
     warnings = []
     assert check_submission(out, sample, warnings, images) == []
     text = [str(w) for w in warnings]

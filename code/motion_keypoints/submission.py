@@ -244,7 +244,7 @@ def write_submission(
     """
     frame = submission_frame(images, coords, sample_submission, names)
     out = Path(out)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, kind="submission") as tmp:
         frame.to_csv(tmp, index=False)
         problems = check_submission(tmp, sample_submission)
         if problems:

@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -14,31 +13,23 @@ PathLike = Union[str, os.PathLike]
 
 
 @contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
+def atomic_path(path: PathLike, kind: str = "output", option: str = "--out") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path``.
 
-    Readers never see a half-written file, and an interrupted run leaves the old file (or none).
-    The temporary name keeps the suffix, so writers that infer the format from it (cv2.imwrite,
-    pandas) work unchanged.
+    This is :func:`motion_keypoints.io.outputs.output_file`, the kit's one write path: the
+    output policy is asked first (no input or artefact is ever written over; re-runs replace
+    only their own output of the same ``kind``), readers never see a half-written file, and an
+    interrupted run leaves the old file (or none). The temporary name keeps the suffix, so
+    writers that infer the format from it (cv2.imwrite, pandas) work unchanged.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; outputs get normal modes
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    from .io.outputs import output_file
+
+    with output_file(path, kind, option) as tmp:
+        yield tmp
 
 
-def atomic_write_text(path: PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_text(path: PathLike, text: str, kind: str = "output", option: str = "--out") -> None:
+    with atomic_path(path, kind, option) as tmp:
         tmp.write_text(text)
 
 

@@ -137,7 +137,7 @@ def save_samples(
         _label(strip, title, origin=(6, 5))
         grid = np.vstack([strip, grid])
     out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path, kind="picture") as tmp:
         if not cv2.imwrite(str(tmp), grid):
             raise OSError(f"could not write {out_path} (unsupported extension?)")
     return out_path

@@ -59,6 +59,7 @@ import numpy as np
 from .. import __version__
 from ..data.layout import DataPaths, load_train_df, validate_data_root
 from ..io.images import write_jpeg
+from ..io.outputs import remove_output
 from ..io.tables import keypoints_array, keypoints_frame, write_keypoint_csv
 from ..meta import KEYPOINT_NAMES
 from ..utils import atomic_path, atomic_write_text, file_sha256
@@ -158,7 +159,7 @@ def _render_source(task: _Task) -> dict:
         if all(kind == "identity" for kind, _ in out.chain) and task.source.lower().endswith(
             (".jpg", ".jpeg")
         ):
-            with atomic_path(dst) as tmp:
+            with atomic_path(dst, kind="image") as tmp:
                 shutil.copyfile(task.source, tmp)
             kps, notes = np.asarray(task.keypoints, np.float64), []
         else:
@@ -179,7 +180,8 @@ def _render_source(task: _Task) -> dict:
             }
         )
     record = {"source_image": task.image, "outputs": outputs}
-    atomic_write_text(Path(task.records_dir) / f"{task.image}.json", json.dumps(record))
+    atomic_write_text(Path(task.records_dir) / f"{task.image}.json", json.dumps(record),
+                      kind="augmentation record")
     return record
 
 
@@ -384,7 +386,8 @@ def build_set(
         "limit": limit,
         "versions": versions,
     }
-    atomic_write_text(set_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(set_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n",
+                      kind="set manifest")
     for leftover in [*images_dir.glob(".*.tmp*"), *records_dir.glob(".*.tmp*")]:
         leftover.unlink()
 
@@ -420,7 +423,7 @@ def build_set(
     stale = [p for p in images_dir.iterdir() if p.name not in expected_images]
     stale += [p for p in records_dir.iterdir() if p.name not in expected_records]
     for p in stale:
-        p.unlink()
+        remove_output(p)
 
     rows_out = [
         (records[image]["source_image"], o) for image, _ in plan for o in records[image]["outputs"]
@@ -466,7 +469,8 @@ def build_set(
         wall_seconds=summary["wall_seconds"],
         render_seconds=summary["render_seconds"],
     )
-    atomic_write_text(set_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(set_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n",
+                      kind="set manifest")
     return summary
 
 
@@ -481,10 +485,10 @@ def default_workers() -> int:
 def check_out_folder(data_root, out) -> Path:
     """``out`` (the sets' parent folder) is a writable folder, not inside the data folder's
     images nor one of its CSVs, nor inside an augmentation set (a folder with manifest.json)."""
-    from ..io.guards import OutputError, check_output, check_writable_dir
+    from ..io.outputs import OutputError, check_output_dir, register_inputs
 
-    check_output(out, data_root=data_root)
-    check_writable_dir(out)
+    register_inputs(data_root)
+    check_output_dir(out, "augmentation sets")
     probe = Path(os.path.realpath(os.path.abspath(out)))
     for folder in (probe, *probe.parents):
         if (folder / "manifest.json").is_file() and (folder / "annotations.csv").is_file():
@@ -541,9 +545,13 @@ def build_sets(
                        overrides_sha256=file_sha256(paths.overrides))
         csv_sha256 = f"{csv_sha256}+{sources['overrides_sha256']}"
     summaries = []
+    from ..io.outputs import output_dir
+
     for name in set_names:
-        s = build_set(paths.root, out, name, config, df, csv_sha256, workers, limit, progress,
-                      sources)
+        with output_dir(out, "augmentation sets"), output_dir(
+                Path(out) / limited_set_name(name, limit), "augmentation set"):
+            s = build_set(paths.root, out, name, config, df, csv_sha256, workers, limit,
+                          progress, sources)
         rate = f", {s['images_per_second']:.1f} img/s" if s["images_per_second"] else ""
         n_adjusted = sum(sum(v.values()) for v in s["adjusted"].values())
         adjusted = (

@@ -122,8 +122,13 @@ def run_command(body: Callable[[List[str]], Optional[int]], argv: Optional[Seque
     debug = debug_enabled(argv)
     argv = [a for a in argv if a != DEBUG_FLAG]
     _prepare_console()
+    from ..io.outputs import OVERWRITE_FLAG, command_policy  # the one output policy
+
+    overwrite = OVERWRITE_FLAG in argv
+    argv = [a for a in argv if a != OVERWRITE_FLAG]
     try:
-        return int(body(argv) or 0)
+        with command_policy(body.__module__.rsplit(".", 1)[-1], overwrite=overwrite):
+            return int(body(argv) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

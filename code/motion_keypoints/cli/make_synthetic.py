@@ -18,7 +18,7 @@ from ._run import run_command
 def _main(argv: Sequence[str] | None) -> int:
     from ..data.synthetic.writer import make_synthetic, video_labels_path
     from ..errors import UserError
-    from ..io.guards import check_output, check_writable_dir, check_writable_file
+    from ..io.outputs import check_output_dir, check_output_file, resolve
 
     ap = argparse.ArgumentParser(
         description=__doc__, prog="make_synthetic.py",
@@ -53,12 +53,13 @@ def _main(argv: Sequence[str] | None) -> int:
                     help="frame rate of --video (default: %(default)s)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     args = ap.parse_args(argv)
-    check_output(args.out)
-    check_writable_dir(args.out)
+    check_output_dir(args.out, "synthetic data")
     if args.video:
-        check_output(args.video, option="--video")
-        check_writable_file(args.video, option="--video")
-        check_writable_file(video_labels_path(args.video), option="--video")
+        if resolve(args.out) in resolve(args.video).parents:
+            raise UserError(f"--video {args.video} lies in --out {args.out}, the data folder: "
+                            "write the video beside it")
+        check_output_file(args.video, "video", option="--video")
+        check_output_file(video_labels_path(args.video), "video labels", option="--video")
     try:
         make_synthetic(
             args.out, args.train, args.test, args.width, args.height, args.seed, not args.quiet,

@@ -1,7 +1,8 @@
 """``python code/predict.py --run RUN --data-root DIR [--split test|val] [--flip-tta]
 [--boxes-from RCNN_RUN]``: predict the test (or validation) images with a trained run of either
 family (by ``run_info.json`` "family"), batched, optional flip TTA; writes
-``RUN/predictions_<split>.csv``.
+``RUN/predictions_<split>.csv`` (the file the ensemble reads), or ``RUN/predictions_<split>_<TAG>.csv``
+with ``--tag TAG``, or ``--out FILE`` (to compare two person rules or box sources side by side).
 
   python code/predict.py --run outputs/tiny-cpu --data-root outputs/synthetic --flip-tta
   python code/predict.py --run outputs/tiny-hrnet --data-root outputs/synthetic --flip-tta \\
@@ -103,12 +104,23 @@ def _main(argv: Sequence[str]) -> int:
                         "code/export.py --run RUN --format onnx) (default: %(default)s)")
     p.add_argument("--export-dir", default=None, metavar="DIR",
                    help="--backend onnxruntime: the export folder (default: RUN/export)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", default=None, metavar="FILE",
+                       help="write the predictions CSV here instead of RUN/predictions_<split>.csv "
+                            "(default: %(default)s)")
+    where.add_argument("--tag", default=None, metavar="NAME",
+                       help="write RUN/predictions_<split>_<NAME>.csv beside the default one "
+                            "(default: %(default)s)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     a = p.parse_args(argv)
     if a.batch_size < 1:
         p.error("--batch-size must be at least 1")
     if a.workers < 0:
         p.error("--workers must be 0 (auto) or more")
+    if a.tag is not None and not a.tag.replace("-", "").replace("_", "").isalnum():
+        p.error(f"--tag {a.tag!r}: use letters, digits, - and _ only")
+    if a.out is not None and Path(a.out).suffix.lower() != ".csv":
+        p.error(f"--out {a.out}: give a .csv file name")
     run = Path(a.run)
     family = check_run(run, a.checkpoint)
     from ..models.rcnn import import_detectron2
@@ -131,7 +143,7 @@ def _main(argv: Sequence[str]) -> int:
 
         summary = predict_run(
             run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size * 4, workers,
-            boxes_from=a.boxes_from, opts=a.opts, progress=not a.quiet,
+            boxes_from=a.boxes_from, opts=a.opts, progress=not a.quiet, out=a.out, tag=a.tag,
             load_model=load_model,
         )
         return _val_report(summary, a.split, a.data_root)
@@ -142,7 +154,7 @@ def _main(argv: Sequence[str]) -> int:
 
     summary = predict_run(
         run, a.data_root, a.split, a.checkpoint, a.flip_tta, a.batch_size, workers, a.opts,
-        progress=not a.quiet, person_rule=a.person_rule,
+        progress=not a.quiet, person_rule=a.person_rule, out=a.out, tag=a.tag,
         load_model=load_model,
     )
     return _val_report(summary, a.split, a.data_root)

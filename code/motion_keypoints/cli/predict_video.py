@@ -82,26 +82,27 @@ def _main(argv: Sequence[str]) -> int:
                     " in pixels of the first frame")
         a.rule = "at"
 
-
     from ..console import quiet_library_warnings, setup_console
-    from ..io.guards import check_output, check_writable_dir
+    from ..io.outputs import check_output_dir, check_output_file, output_dir, register_inputs
     from ..io.video import open_frames
 
     quiet_library_warnings()
     setup_console()
-    check_writable_dir(a.out)
-    for name in (KEYPOINTS_FILE, OVERLAY_FILE):
-        check_output(f"{a.out}/{name}", runs=a.runs)
+    register_inputs(a.video, *a.runs)
+    check_output_dir(a.out, "video predictions")
+    for name, kind in ((KEYPOINTS_FILE, "video keypoints"), (OVERLAY_FILE, "video")):
+        check_output_file(f"{a.out}/{name}", kind)
     open_frames(a.video, a.fps)  # a bad video fails before any model is loaded
     from ..motion.video import predict_video
 
     params = {"sigma": a.sigma} if a.smooth == "gaussian" else None
-    predict_video(
-        a.video, a.runs, a.out, checkpoint=a.checkpoint, flip_tta=not a.no_flip_tta,
-        batch_size=a.batch_size, rule=a.rule, person_at=person_at, smooth=a.smooth,
-        smooth_params=params,
-        max_gap=a.max_gap, fps=a.fps, progress=not a.quiet,
-    )  # fmt: skip
+    with output_dir(a.out, "video predictions"):
+        predict_video(
+            a.video, a.runs, a.out, checkpoint=a.checkpoint, flip_tta=not a.no_flip_tta,
+            batch_size=a.batch_size, rule=a.rule, person_at=person_at, smooth=a.smooth,
+            smooth_params=params,
+            max_gap=a.max_gap, fps=a.fps, progress=not a.quiet,
+        )  # fmt: skip
     return 0
 
 

@@ -27,7 +27,7 @@ def _read_table(path: str):
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from ..io.guards import check_output, check_writable_file
+    from ..io.outputs import check_output_file, register_inputs, resolve
     from ..motion import smooth as S
     from ..utils import atomic_path
 
@@ -65,12 +65,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.sigma <= 0:
         parser.error(f"--sigma must be > 0, got {args.sigma}")
     # before any work: no output is an input, and each can be written
-    inputs = [p for p in (args.pred, args.tune_pred, args.truth) if p]
-    check_output(args.out, inputs=inputs)
-    check_writable_file(args.out)
+    register_inputs(args.pred, args.tune_pred, args.truth)
+    check_output_file(args.out, "smoothed predictions")
     if args.report:
-        check_output(args.report, inputs=inputs + [args.out], option="--report")
-        check_writable_file(args.report, option="--report")
+        if resolve(args.report) == resolve(args.out):
+            parser.error("--report and --out name the same file; give two files")
+        check_output_file(args.report, "smoothing report", option="--report")
 
     df = _read_table(args.pred)
     if args.tune_pred:
@@ -89,11 +89,12 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.report:
             from ..utils import atomic_write_text
 
-            atomic_write_text(args.report, json.dumps(report, indent=1, default=str))
+            atomic_write_text(args.report, json.dumps(report, indent=1, default=str),
+                              kind="smoothing report", option="--report")
     else:
         params = {"sigma": args.sigma, "degree": args.degree} if args.method == "gaussian" else None
         out = S.smooth_table(df, args.method, params, args.max_gap)
-    with atomic_path(args.out) as tmp:
+    with atomic_path(args.out, kind="smoothed predictions") as tmp:
         out.to_csv(tmp, index=False, float_format="%.3f")
     rep = out.attrs.get("smoothing")
     if rep:

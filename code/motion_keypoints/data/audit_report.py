@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..io.outputs import remove_output
 from ..io.tables import OVERRIDE_COLUMNS, keypoints_array
 from ..meta import KEYPOINT_NAMES
 from ..utils import PathLike, atomic_path
@@ -88,20 +89,20 @@ def write_audit(report: AuditReport, out_dir: PathLike, image_dir: PathLike | No
                                     "picture); run check_data.py first")
         mine = [f for f in report.findings if f.image == image]
         name = f"{rank:03d}_{Path(image).stem}.jpg"
-        with atomic_path(pictures / name) as tmp:
+        with atomic_path(pictures / name, kind="audit picture") as tmp:
             if not cv2.imwrite(str(tmp), draw_findings(img, keypoints[image], mine)):
                 raise OSError(f"could not write {pictures / name}")
         names[image] = name
     if pictures.is_dir():
         for stale in pictures.iterdir():
             if _PICTURE_NAME.fullmatch(stale.name) and stale.name not in names.values():
-                stale.unlink()
+                remove_output(stale)
     frame = report.to_frame()
     frame["picture"] = [f"pictures/{names[n]}" for n in frame["image"]]
-    with atomic_path(out / "audit.csv") as tmp:
+    with atomic_path(out / "audit.csv", kind="audit") as tmp:
         frame.to_csv(tmp, index=False)
     fixes = [(f.image, k, x, y) for f in report.findings for k, x, y in f.fix]
-    with atomic_path(out / "suggested_overrides.csv") as tmp:
+    with atomic_path(out / "suggested_overrides.csv", kind="suggested overrides") as tmp:
         pd.DataFrame(fixes, columns=list(OVERRIDE_COLUMNS)).to_csv(tmp, index=False)
     return {"csv": out / "audit.csv", "overrides": out / "suggested_overrides.csv",
             "pictures": pictures}

@@ -51,10 +51,10 @@ def check_data(data_root, check_images: str = "decode", max_shown: int = MAX_SHO
     many problems/warnings are printed (0: all). The audit's output folder is checked before any
     work (never an input, a folder, writable)."""
     if audit:
-        from ..io.guards import check_output, check_writable_dir
+        from ..io.outputs import check_output_dir, register_inputs
 
-        check_output(audit_out, data_root=data_root, option="--audit-out")
-        check_writable_dir(audit_out, option="--audit-out")
+        register_inputs(data_root)
+        check_output_dir(audit_out, "audit", option="--audit-out")
     try:
         report = validate_data_root(data_root, check_images=check_images,
                                     allow_far_points=allow_far_points)
@@ -68,11 +68,13 @@ def check_data(data_root, check_images: str = "decode", max_shown: int = MAX_SHO
         print(f"warning: {line}", file=sys.stderr)
     print(format_report(report))
     if audit:
+        from ..io.outputs import output_dir
         from .audit import audit as run_audit
         from .audit_report import format_findings, write_audit
 
         found = run_audit(data_root)
-        written = write_audit(found, audit_out)
+        with output_dir(audit_out, "audit", option="--audit-out"):
+            written = write_audit(found, audit_out)
         print(format_findings(found, audit_top))
         print(f"audit: ranked findings in {written['csv']}; {len(found.flagged_images())} "
               f"pictures in {written['pictures']}; swap fixes to review in "

@@ -205,6 +205,6 @@ def write_jpeg(path: PathLike, image: np.ndarray, quality: int) -> None:
     import cv2
 
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, kind="image") as tmp:
         if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
             raise OSError(f"could not write {path} (disk full or unwritable folder?)")

@@ -66,10 +66,24 @@ def predict_command(run_dir: PathLike, data_root: PathLike, split: str) -> str:
     return f"python code/predict.py --run {run_dir} --data-root {data_root} --split {split}"
 
 
+def prediction_paths(run_dir: PathLike, split: str, out: Optional[PathLike] = None,
+                     tag: Optional[str] = None) -> Tuple[Path, Path]:
+    """Where ``predict`` writes: ``out`` (a CSV file), else ``<run>/predictions_<split>[_<tag>]
+    .csv`` (the untagged default is what the ensemble reads); and the plain-model CSV beside it
+    for flip TTA (``..._noflip.csv``)."""
+    if out is not None and tag is not None:
+        raise ValueError("give --out or --tag, not both")
+    if tag is not None and (not tag or not tag.replace("-", "").replace("_", "").isalnum()):
+        raise ValueError(f"--tag {tag!r}: use letters, digits, - and _ only")
+    path = Path(out) if out is not None else (
+        Path(run_dir) / f"predictions_{split}{'_' + tag if tag else ''}.csv")
+    return path, path.with_name(f"{path.stem}_noflip{path.suffix or '.csv'}")
+
+
 
 def read_predictions(path: PathLike) -> dict:
     """Arrays of a ``predictions_<split>.csv`` (see :data:`PREDICTION_COLUMNS`), validated."""
-    name = str(path)
+    name = str(path)  # read_numeric_csv registers it as an input of the command
     numeric = PREDICTION_COLUMNS[1:]
     images, lines, v = read_numeric_csv(path, numeric)
     ncoord, nkp = len(COORD_COLUMNS), len(KEYPOINT_NAMES)
@@ -144,7 +158,7 @@ def prediction_frame(names: Sequence[str], persons: Sequence[Optional[dict]], si
     return df.astype({"detected": int, "width": int, "height": int})
 
 
-def write_predictions(df: pd.DataFrame, path: PathLike) -> None:
-    """Write a predictions frame atomically (3 decimals)."""
-    with atomic_path(path) as tmp:
+def write_predictions(df: pd.DataFrame, path: PathLike, option: str = "--out") -> None:
+    """Write a predictions frame atomically (3 decimals), through the output policy."""
+    with atomic_path(path, kind="predictions", option=option) as tmp:
         df.to_csv(tmp, index=False, float_format="%.3f")

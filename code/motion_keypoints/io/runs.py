@@ -328,12 +328,20 @@ def check_run_folder(run_dir: PathLike, record: dict, resume: bool = False,
     return "same"
 
 
-def clear_run_folder(run_dir: PathLike) -> None:
-    """Delete everything in a run folder (``--clear``). Refuses a folder that does not look like
-    a run (no run files but other content), so a mistyped OUTPUT_DIR cannot delete other data."""
+def clear_run_folder(run_dir: PathLike, data_root: Optional[PathLike] = None,
+                     set_dirs: Sequence[PathLike] = ()) -> List[str]:
+    """``--clear``: delete what a run wrote in its folder, and only that: the run's records,
+    checkpoints, logs, caches, predictions and pictures (:data:`outputs.RUN_WRITTEN`) and the
+    files the kit's ledger names; anything else (a file the kit did not write) is kept and
+    returned. Refused before anything is removed: a folder that is, lies in or holds a data
+    folder or an augmentation set (``data_root`` / ``set_dirs``, or any other), or that does
+    not look like a run (no run files but other content)."""
+    from .outputs import check_run_place, run_written
+
+    check_run_place(run_dir, data_root, set_dirs)
     d = Path(run_dir)
     if not d.is_dir():
-        return
+        return []
     # The run's lock stays: the clearing process holds it (io/lock.py).
     entries = [p for p in d.iterdir() if p.name != LOCK_FILE]
     is_run = (d / RUN_FILE).is_file() or any((d / n).exists() for n in RUN_MARKERS) or any(
@@ -343,11 +351,21 @@ def clear_run_folder(run_dir: PathLike) -> None:
             f"--clear: {d} does not look like a run folder (no {RUN_FILE}, config.yaml or "
             "checkpoints); not deleting it. Give a new OUTPUT_DIR"
         )
+    kept = sorted(p.name for p in entries if not run_written(d, p.name))
     for p in entries:
+        if p.name in kept:
+            continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
         else:
             p.unlink()
+    if kept:
+        import logging
+
+        logging.getLogger("motion_keypoints").warning(
+            "--clear kept %d file(s) in %s that the kit did not write: %s", len(kept), d,
+            ", ".join(kept[:5]) + (" ..." if len(kept) > 5 else ""))
+    return kept
 
 
 def load_run_info(run_dir: PathLike) -> dict:

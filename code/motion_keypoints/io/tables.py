@@ -308,7 +308,7 @@ def write_keypoint_csv(df: pd.DataFrame, path: PathLike) -> None:
                                  "non-finite coordinate") for r, c in bad])
     rows = zip(df["image"].astype(str).tolist(), xy.tolist(),
                *(df[c].tolist() for c in cols[len(CSV_COLUMNS):]))
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path, kind="keypoint table") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(cols)
         for image, values, *extra in rows:
@@ -429,6 +429,9 @@ def read_raw_csv(path: PathLike, strip_header: bool = True) -> RawCsv:
     path = Path(path)
     if not path.is_file():
         raise DataError([Problem(str(path), None, None, "file not found")])
+    from .outputs import register_inputs
+
+    register_inputs(path)  # the output policy never writes over what a command reads
     problems: List[Problem] = []
     records = list(read_records(path, problems))
     if problems:

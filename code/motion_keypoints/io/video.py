@@ -150,6 +150,9 @@ def open_frames(source: PathLike, fps: Optional[float] = None) -> FrameSource:
     that cannot be decoded.
     """
     path = Path(source)
+    from .outputs import register_inputs
+
+    register_inputs(path)  # the output policy never writes over what a command reads
     if fps is not None and not fps > 0:
         raise VideoError(f"--fps {fps}: the frame rate must be positive")
     if not path.exists():
@@ -206,7 +209,7 @@ def write_video(
     height)`` defaults to the first frame's. Returns the number of frames written."""
     import cv2
 
-    from .guards import OutputError
+    from .outputs import OutputError
 
     path = Path(path)
     codec = WRITE_CODECS.get(path.suffix.lower())
@@ -222,7 +225,7 @@ def write_video(
         raise OutputError(f"{path}: no frames to write")
     w, h = size or (first.shape[1], first.shape[0])
     n = 0
-    with atomic_path(path) as tmp:
+    with atomic_path(path, kind="video") as tmp:
         if codec == "h264":
             return _write_h264(tmp, _chain(first, it), fps, w, h, path)
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), float(fps), (w, h))
@@ -249,7 +252,7 @@ def _write_h264(tmp: Path, frames: Iterable[np.ndarray], fps: float, w: int, h: 
 
     import av
 
-    from .guards import OutputError
+    from .outputs import OutputError
 
     container = av.open(str(tmp), mode="w", format="mov" if path.suffix.lower() == ".mov" else "mp4",
                         options={"movflags": "+faststart"})  # fmt: skip

@@ -341,54 +341,59 @@ def make_synthetic(
             write_synthetic_video(video, items, seed, width, height, cameras_per_clip,
                                   frames_per_camera, outside_rate, fps, progress, **opts)  # fmt: skip
         return out
-    atomic_write_text(manifest, json.dumps({**params, "complete": False}, indent=2) + "\n")
-    wanted = set(paths)
-    for d in dirs.values():
-        for stale in sorted(d.glob("*.jpg")) if d.is_dir() else []:
-            if stale not in wanted:
-                stale.unlink()
-    start = time.perf_counter()
-    coords = {split: np.zeros((0, len(KEYPOINT_NAMES), 2)) for split in SPLITS}
-    rows: Dict[str, List[np.ndarray]] = {split: [] for split in SPLITS}
-    outside = 0
-    others: List[Tuple[str, np.ndarray]] = []
-    for item, path in tqdm(
-        list(zip(items, paths)), desc="synthetic images", unit="img", disable=not progress
-    ):
-        r = render_item_full(
-            item, seed, width, height, cameras_per_clip, frames_per_camera, outside_rate, **opts
-        )
-        img, kps, quality = r.image, r.keypoints, r.quality
-        if r.distractor is not None:
-            others.append((item.name, r.distractor))
-        outside += int(
-            np.sum((kps[:, 0] < 0) | (kps[:, 0] >= width) | (kps[:, 1] < 0) | (kps[:, 1] >= height))
-        )
-        write_jpeg(path, img, quality)
-        rows[item.split].append(kps)
-    for split in SPLITS:
-        if rows[split]:
-            coords[split] = np.stack(rows[split])
-    names = {split: [it.name for it in items if it.split == split] for split in SPLITS}
-    write_keypoint_csv(keypoints_frame(names["train"], coords["train"]), out / "train_df.csv")
-    write_keypoint_csv(keypoints_frame(names["test"], coords["test"]), out / "test_labels.csv")
-    zeros = np.zeros_like(coords["test"])
-    write_keypoint_csv(keypoints_frame(names["test"], zeros), out / "sample_submission.csv")
-    if distractor:
-        other_coords = np.stack([k for _, k in others]) if others else coords["test"][:0]
-        write_keypoint_csv(
-            keypoints_frame([n for n, _ in others], other_coords), out / DISTRACTOR_LABELS
-        )
-    atomic_write_text(manifest, json.dumps({**params, "complete": True}, indent=2) + "\n")
-    if progress:
-        per_clip = cameras_per_clip * frames_per_camera
-        print(
-            f"synthetic data: {n_train} train + {n_test} test images ({width}x{height}, seed {seed}, "
-            f"{-(-n_train // per_clip)} + {-(-n_test // per_clip)} clips) in {out}; "
-            f"{outside} keypoints outside the frame; "
-            + (f"{len(others)} images with a distractor; " if distractor else "")
-            + f"{time.perf_counter() - start:.1f}s"
-        )
+    from ...io.outputs import output_dir, remove_output
+
+    with output_dir(out, "synthetic data"):  # the one folder this command may write into
+        atomic_write_text(manifest, json.dumps({**params, "complete": False}, indent=2) + "\n",
+                          kind="synthetic manifest")
+        wanted = set(paths)
+        for d in dirs.values():
+            for stale in sorted(d.glob("*.jpg")) if d.is_dir() else []:
+                if stale not in wanted:
+                    remove_output(stale)
+        start = time.perf_counter()
+        coords = {split: np.zeros((0, len(KEYPOINT_NAMES), 2)) for split in SPLITS}
+        rows: Dict[str, List[np.ndarray]] = {split: [] for split in SPLITS}
+        outside = 0
+        others: List[Tuple[str, np.ndarray]] = []
+        for item, path in tqdm(
+            list(zip(items, paths)), desc="synthetic images", unit="img", disable=not progress
+        ):
+            r = render_item_full(
+                item, seed, width, height, cameras_per_clip, frames_per_camera, outside_rate, **opts
+            )
+            img, kps, quality = r.image, r.keypoints, r.quality
+            if r.distractor is not None:
+                others.append((item.name, r.distractor))
+            outside += int(
+                np.sum((kps[:, 0] < 0) | (kps[:, 0] >= width) | (kps[:, 1] < 0) | (kps[:, 1] >= height))
+            )
+            write_jpeg(path, img, quality)
+            rows[item.split].append(kps)
+        for split in SPLITS:
+            if rows[split]:
+                coords[split] = np.stack(rows[split])
+        names = {split: [it.name for it in items if it.split == split] for split in SPLITS}
+        write_keypoint_csv(keypoints_frame(names["train"], coords["train"]), out / "train_df.csv")
+        write_keypoint_csv(keypoints_frame(names["test"], coords["test"]), out / "test_labels.csv")
+        zeros = np.zeros_like(coords["test"])
+        write_keypoint_csv(keypoints_frame(names["test"], zeros), out / "sample_submission.csv")
+        if distractor:
+            other_coords = np.stack([k for _, k in others]) if others else coords["test"][:0]
+            write_keypoint_csv(
+                keypoints_frame([n for n, _ in others], other_coords), out / DISTRACTOR_LABELS
+            )
+        atomic_write_text(manifest, json.dumps({**params, "complete": True}, indent=2) + "\n",
+                          kind="synthetic manifest")
+        if progress:
+            per_clip = cameras_per_clip * frames_per_camera
+            print(
+                f"synthetic data: {n_train} train + {n_test} test images ({width}x{height}, seed {seed}, "
+                f"{-(-n_train // per_clip)} + {-(-n_test // per_clip)} clips) in {out}; "
+                f"{outside} keypoints outside the frame; "
+                + (f"{len(others)} images with a distractor; " if distractor else "")
+                + f"{time.perf_counter() - start:.1f}s"
+            )
     if video is not None:
         write_synthetic_video(video, items, seed, width, height, cameras_per_clip,
                               frames_per_camera, outside_rate, fps, progress, **opts)  # fmt: skip
@@ -425,7 +430,7 @@ def write_synthetic_video(
     table.insert(0, "time", np.arange(n) / fps)
     table.insert(0, "frame", np.arange(n))
     labels = video_labels_path(video)
-    with atomic_path(labels) as tmp:
+    with atomic_path(labels, kind="video labels", option="--video") as tmp:
         table.to_csv(tmp, index=False)
     if progress:
         print(f"synthetic video: {n} frames of {group_key(first.name)} ({split}) at {fps:g} "

@@ -25,8 +25,14 @@ from tqdm import tqdm
 from ...data.layout import DataPaths, load_train_df, validate_data_root
 from ...evaluation.metrics import rmse, scale_pose
 from ...geometry import box_from_points, to_continuous
-from ...io.guards import check_output
-from ...io.predictions import predict_command, prediction_frame, read_predictions, write_predictions
+from ...io.outputs import check_output_file, register_inputs, remove_output
+from ...io.predictions import (
+    predict_command,
+    prediction_frame,
+    prediction_paths,
+    read_predictions,
+    write_predictions,
+)
 from ...io.runs import RUN_INFO_FILE, RunError, split_val_images
 from ...io.tables import keypoints_array
 from ..rcnn.predictor import images_of_split, load_run_config
@@ -161,9 +167,10 @@ def _rmse_of(persons: Sequence[dict], truth: np.ndarray) -> float:
 def predict_run(
     run, data_root, split: str = "test", checkpoint: str = "best", flip_tta: bool = False,
     batch_size: int = 16, num_workers: int = 0, boxes_from=None, opts: Sequence[str] = (),
-    progress: bool = True, load_model=None,
+    progress: bool = True, out=None, tag=None, load_model=None,
 ) -> dict:
-    """Predict a split with a heatmap run and write its predictions CSV(s). Returns a summary
+    """Predict a split with a heatmap run and write its predictions CSV(s) (``out``, else
+    ``<run>/predictions_<split>[_<tag>].csv``). Returns a summary
     (with ``val_rmse`` and ``val_rmse_gt_boxes`` on the validation split). ``load_model``:
     ``cfg -> model`` of another backend (the ONNX export:
     :class:`motion_keypoints.export.runtime.OnnxLoader`); default the run's torch checkpoint."""
@@ -176,8 +183,12 @@ def predict_run(
     validate_data_root(  # labels were judged at training; predict does not re-judge them
         data_root, check_images=False, splits=("train", "test"), allow_far_points=True
     )
-    out = check_output(run / f"predictions_{split}.csv", data_root=data_root, runs=[run],
-                       option="--run")
+    option = "--run" if out is None else "--out"
+    out, noflip = prediction_paths(run, split, out, tag)
+    register_inputs(data_root, *(run / n for n in ("run_info.json", "config.yaml",
+                                                    "model_best.pth", "model_final.pth")))
+    for path in (out, noflip) if flip_tta else (out,):  # before any work
+        check_output_file(path, "predictions", option)
     cfg = load_run_config(run, checkpoint, opts)
     names, image_dir = images_of_split(run, data_root, split)
     from ...io.images import image_size
@@ -219,13 +230,12 @@ def predict_run(
                         num_workers, flip_tta, progress)
     seconds = time.perf_counter() - t0
     if flip_tta:
-        write_predictions(prediction_frame(names, res["plain"], res["sizes"]),
-                          run / f"predictions_{split}_noflip.csv")
+        write_predictions(prediction_frame(names, res["plain"], res["sizes"]), noflip, option)
         final = res["flip"]
     else:
         final = res["plain"]
-        (run / f"predictions_{split}_noflip.csv").unlink(missing_ok=True)
-    write_predictions(prediction_frame(names, final, res["sizes"]), out)
+        remove_output(noflip)  # a stale one of an earlier run with flip TTA
+    write_predictions(prediction_frame(names, final, res["sizes"]), out, option)
     summary = {
         "run": str(run), "split": split, "images": len(names), "fallback_boxes": n_fallback,
         "flip_tta": flip_tta, "seconds": seconds, "out": str(out), "boxes": source,

@@ -35,8 +35,13 @@ from tqdm import tqdm
 
 from ...data.layout import DataPaths, validate_data_root
 from ...geometry import box_iou, flip_box, flip_points, from_continuous
-from ...io.guards import check_output
-from ...io.predictions import PREDICTION_SPLITS, prediction_frame, write_predictions
+from ...io.outputs import check_output_file, register_inputs, remove_output
+from ...io.predictions import (
+    PREDICTION_SPLITS,
+    prediction_frame,
+    prediction_paths,
+    write_predictions,
+)
 from ...io.runs import CHECKPOINTS, RUN_INFO_FILE, SPLIT_FILE, RunError, split_val_images
 from ...io.tables import read_keypoint_csv
 from ...meta import FLIP_INDEX
@@ -482,9 +487,10 @@ def _run_model(model, loader, n: int, n_batches: int, on_gpu: bool, flip_tta: bo
 def predict_run(
     run, data_root, split: str = "test", checkpoint: str = "best", flip_tta: bool = False,
     batch_size: int = 4, num_workers: int = 0, opts: Sequence[str] = (), progress: bool = True,
-    person_rule: str = DEFAULT_PERSON_RULE, load_model=None,
+    person_rule: str = DEFAULT_PERSON_RULE, out=None, tag=None, load_model=None,
 ) -> dict:
-    """Predict a split with a trained run and write its predictions CSV(s), one person per image
+    """Predict a split with a trained run and write its predictions CSV(s) (``out``, else
+    ``<run>/predictions_<split>[_<tag>].csv``), one person per image
     chosen by ``person_rule`` (:data:`PERSON_RULES`). Returns a summary (with the rule, the
     images ``track`` chose by score because their names do not parse, and the images where
     ``track`` judged the followed person missing although someone was detected)."""
@@ -496,10 +502,12 @@ def predict_run(
         data_root, check_images=False, splits=("train", "test"), allow_far_points=True
     )
     cfg = load_run_config(run, checkpoint, opts)
-    out = check_output(run / f"predictions_{split}.csv", data_root=data_root, runs=[run],
-                       option="--run")
-    noflip = check_output(run / f"predictions_{split}_noflip.csv", data_root=data_root,
-                          runs=[run], option="--run")
+    option = "--run" if out is None else "--out"
+    out, noflip = prediction_paths(run, split, out, tag)
+    register_inputs(data_root, *(run / n for n in (RUN_INFO_FILE, "config.yaml",
+                                                    *CHECKPOINTS.values())))
+    for path in (out, noflip) if flip_tta else (out,):  # before any work
+        check_output_file(path, "predictions", option)
     names, image_dir = images_of_split(run, data_root, split)
     t0 = time.perf_counter()
     res = predict_images(
@@ -508,12 +516,12 @@ def predict_run(
     )
     seconds = time.perf_counter() - t0
     if flip_tta:
-        write_predictions(prediction_frame(names, res["plain"], res["sizes"]), noflip)
+        write_predictions(prediction_frame(names, res["plain"], res["sizes"]), noflip, option)
         final, instances = res["flip"], res["instances"]["flip"]
     else:
         final, instances = res["plain"], res["instances"]["plain"]
-        noflip.unlink(missing_ok=True)
-    write_predictions(prediction_frame(names, final, res["sizes"]), out)
+        remove_output(noflip)  # a stale one of an earlier run with flip TTA
+    write_predictions(prediction_frame(names, final, res["sizes"]), out, option)
     missed = sum(p is None for p in final)
     dropped = sum(p is None and len(inst) > 0 for p, inst in zip(final, instances))
     several = sum(len(inst) > 1 for inst in instances)
