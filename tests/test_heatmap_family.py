@@ -276,8 +276,9 @@ def test_predict_heatmap_needs_an_existing_boxes_run(tmp_path, capsys, synthetic
     rc, err = _predict(capsys, "--run", run, "--data-root", synthetic_data,
                        "--boxes-from", tmp_path / "missing_rcnn")
     assert rc == 1 and len(err) == 1 and "--boxes-from" in err[0] and "no such run" in err[0]
-    empty = tmp_path / "rcnn"
+    empty = tmp_path / "rcnn"  # a Keypoint R-CNN run that has not predicted the split
     empty.mkdir()
+    (empty / "run_info.json").write_text(json.dumps({"family": "rcnn"}))
     rc, err = _predict(capsys, "--run", run, "--data-root", synthetic_data, "--boxes-from", empty)
     assert rc == 1 and len(err) == 1 and "predictions_test.csv is missing" in err[0]
     assert "python code/predict.py --run" in err[0]
