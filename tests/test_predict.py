@@ -270,7 +270,10 @@ def test_choose_persons_by_each_rule_and_track_by_clip_and_camera():
     assert by_center[:-1] == truth[:-1]
     by_track, fallback = picks("track")
     assert by_track[:-1] == truth[:-1] and fallback == 1 and by_track[-1] == by_score[-1]
-    assert set(PERSON_RULES) == {"score", "area", "center", "track"}
+    by_central, fallback = picks("central")  # one tracked identity per clip and camera
+    assert by_central[:-1] == truth[:-1] and fallback == 1
+    assert set(PERSON_RULES) == {"score", "area", "center", "track", "largest", "central",
+                                 "longest"}
     with pytest.raises(ValueError, match="unknown person rule"):
         choose_persons(names, instances, sizes, "tallest")
 
