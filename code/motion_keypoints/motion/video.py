@@ -9,7 +9,9 @@ Steps of :func:`predict_video`:
    instance of the image is averaged with its mirrored match);
 3. the main person is followed through the frames of the *reference* member (the first R-CNN
    member) with :func:`motion_keypoints.motion.select.select_track` (rule ``track`` by default;
-   ``score``/``area``/``center`` choose frame by frame);
+   ``largest``/``central``/``longest``/``at`` follow one tracked identity,
+   :mod:`motion_keypoints.motion.track`; ``score``/``area``/``center`` choose frame by frame);
+   everyone is tracked, and the chosen person's identity switches are counted and listed;
 4. the other members are aligned on that person (:func:`motion_keypoints.motion.select.align_members`,
    box IoU) and averaged, so the ensemble never fuses two different people; a heatmap member
    (``run_info.json`` family ``heatmap``, :class:`HeatmapMember`) predicts, in a second pass over
@@ -19,7 +21,8 @@ Steps of :func:`predict_video`:
 5. the fused keypoints are smoothed over time with :func:`motion_keypoints.motion.smooth.smooth_sequence`
    (frame number = frame index, so a video is dense and the time-aware filters apply; frames
    without a person are gaps; person switches are never bridged);
-6. ``DIR/keypoints.csv`` (one row per frame) and ``DIR/overlay.mp4`` (same frame count).
+6. ``DIR/keypoints.csv`` (one row per frame, ``frame`` 0-based, the chosen person's ``track``)
+   and ``DIR/overlay.mp4`` (H.264, same frame count).
 
 This module imports torch and detectron2 only when a member is loaded.
 """
@@ -339,7 +342,7 @@ def predict_video(
     table = keypoints_table(fused, src.fps)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, video_path = out_dir / KEYPOINTS_FILE, out_dir / OVERLAY_FILE
-    with atomic_path(csv_path, kind="video keypoints") as tmp:
+    with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.3f")
 
     def overlay():
