@@ -62,6 +62,11 @@ LIBRARY_WARNINGS = (
     ),
     (
         FutureWarning,
+        r"`broadcast_buffers` is deprecated\. Use `forward_sync_buffers` instead",
+        "detectron2's DefaultTrainer wraps a multi-process model with broadcast_buffers=False",
+    ),
+    (
+        FutureWarning,
         r"You are using `torch\.load` with `weights_only=False`",
         "fvcore's checkpointer loads the kit's own checkpoints",
     ),
@@ -187,6 +192,9 @@ def setup_run_logging(output_dir: str, rank: int = 0) -> Optional[str]:
             if _is_console(h):
                 lg.removeHandler(h)
     kit = setup_console()
+    if rank > 0:  # one console: the other processes of a multi-process run log to log.txt.rank<N>
+        for h in [h for h in kit.handlers if isinstance(h, _TqdmHandler)]:
+            kit.removeHandler(h)
     if not output_dir:
         return None
     for h in list(kit.handlers):  # one run file at a time

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete everything in OUTPUT_DIR (another run's checkpoints too) and train "
                    "anew (default: %(default)s)")
     p.add_argument("--num-gpus", type=int, default=1,
-                   help="GPUs per machine (default: %(default)s)")
+                   help="processes per machine: one per GPU, or CPU processes (gloo) with "
+                   "MODEL.DEVICE cpu (default: %(default)s)")
     p.add_argument("--num-machines", type=int, default=1,
                    help="machines of a multi-machine run (default: %(default)s)")
     p.add_argument("--machine-rank", type=int, default=0,
@@ -114,10 +115,13 @@ def _main(argv: Sequence[str]) -> int:
     import_detectron2()
     from detectron2.engine import launch
 
+    from ..engine.distributed import launch_backend, requested_device
     from ..engine.run import prepare_run
     from ..io.lock import RunLock
 
     # Everything is checked before anything is written into OUTPUT_DIR.
+    backend = launch_backend(requested_device(args.config_file, args.opts), args.num_gpus,
+                             args.num_machines)
     cfg = _setup(args)
     # One process per run folder: locked before the folder is judged, written or removed, and
     # held by this (launching) process until the run and all its workers end.
@@ -130,6 +134,7 @@ def _main(argv: Sequence[str]) -> int:
             machine_rank=args.machine_rank,
             dist_url=args.dist_url,
             args=(args, record),
+            backend=backend,
         )
     return 0
 

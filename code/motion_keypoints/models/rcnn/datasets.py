@@ -131,8 +131,11 @@ def register_run_datasets(cfg) -> RunData:
     paths = DataPaths.from_root(cfg.DATA.ROOT)
     train_df = validated_train_df(cfg)  # validated once per process; label_overrides applied
     split = run_split(cfg, train_df)
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    split.to_json(os.path.join(cfg.OUTPUT_DIR, "split.json"))
+    from detectron2.utils import comm
+
+    if comm.is_main_process():  # a multi-process run: rank 0 writes the run folder
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        split.to_json(os.path.join(cfg.OUTPUT_DIR, "split.json"))
 
     val_set = set(split.val)
     n_dropped = 0

@@ -121,6 +121,12 @@ class Trainer(DefaultTrainer):
         # Multi-process: rank 0 writes COCOEvaluator's COCO-format cache, the others read it.
         if not comm.is_main_process():
             comm.synchronize()
+            from detectron2.data import MetadataCatalog
+
+            meta = MetadataCatalog.get(dataset_name)
+            cache = os.path.join(output_folder, f"{dataset_name}_coco_format.json")
+            if not hasattr(meta, "json_file") and os.path.isfile(cache):
+                meta.json_file = cache  # COCOEvaluator then converts (writes) nothing
         evaluators = DatasetEvaluators(
             [
                 KeypointRMSEEvaluator(dataset_name, pose, output_dir=output_folder),
