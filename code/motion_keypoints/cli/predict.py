@@ -123,6 +123,11 @@ def _main(argv: Sequence[str]) -> int:
         p.error(f"--out {a.out}: give a .csv file name")
     run = Path(a.run)
     family = check_run(run, a.checkpoint)
+    from ..io.outputs import check_output_file
+    from ..io.predictions import prediction_paths
+
+    for path in prediction_paths(run, a.split, a.out, a.tag)[: 2 if a.flip_tta else 1]:
+        check_output_file(path, "predictions", "--run" if a.out is None else "--out")  # first
     from ..models.rcnn import import_detectron2
 
     import_detectron2()

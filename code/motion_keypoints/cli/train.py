@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from ..console import quiet_library_warnings
@@ -125,6 +126,10 @@ def _main(argv: Sequence[str]) -> int:
     cfg = _setup(args)
     # One process per run folder: locked before the folder is judged, written or removed, and
     # held by this (launching) process until the run and all its workers end.
+    from ..io.outputs import check_run_place
+
+    aug = cfg.DATA.AUG_SET and Path(cfg.DATA.AUGMENTED_DIR) / cfg.DATA.AUG_SET
+    check_run_place(cfg.OUTPUT_DIR, cfg.DATA.ROOT, [aug] if aug else [])  # data never a run
     with RunLock(cfg.OUTPUT_DIR):
         record = prepare_run(cfg, resume=args.resume, eval_only=args.eval_only, clear=args.clear)
         launch(
