@@ -75,13 +75,13 @@ def test_run_folder_is_complete(learned_run):
 @pytest.mark.slow
 def test_resume_after_kill_ends_with_the_same_iterations_without_duplicates(learn_data, tmp_path):
     out = tmp_path / "resumed"
-    iters = 40
+    iters = 12  # the fewest that show it: killed at the half-way evaluation and checkpoint
     args = ["--config-file", "configs/tiny-cpu.yaml",
-            *tiny_opts(learn_data, out, iters, **{"SOLVER.CHECKPOINT_PERIOD": 10})]
+            *tiny_opts(learn_data, out, iters, **{"SOLVER.CHECKPOINT_PERIOD": 3})]
     proc = subprocess.Popen([sys.executable, str(REPO / "code/train.py"), *args], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while not (out / "model_0000019.pth").is_file() and proc.poll() is None and time.time() < deadline:
+    while not (out / "model_0000005.pth").is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
