@@ -272,7 +272,7 @@ def load_members(runs: Sequence[PathLike], data_root: PathLike, split: str, out=
                         for s in PREDICTION_SPLITS for tail in ("", "_noflip")]
         register_inputs(paths.train_csv, paths.sample_submission, paths.test_labels,
                         *[f for f in member_files if f.is_file()])
-        check_output_file(out, "submission" if split == "test" else "predictions", "--out")
+        check_output_file(out, "submission" if split == "test" else "fused predictions", "--out")
     members = [load_member_predictions(r, split, data_root) for r in runs]
     check_compatible(members, split)
     images = members[0].images
@@ -846,7 +846,7 @@ def write_outputs(loaded: Loaded, final: np.ndarray, out: Path | None) -> List[s
     if loaded.split == "test":
         write_submission(loaded.images, final, paths.sample_submission, out)
         return [f"wrote {out} ({n} rows; checked against {paths.sample_submission})"]
-    write_keypoint_csv(keypoints_frame(loaded.images, final), out)
+    write_keypoint_csv(keypoints_frame(loaded.images, final), out, kind="fused predictions")
     return [f"wrote {out} ({n} rows)"]
 
 

@@ -246,7 +246,7 @@ def ledger_path() -> Path:
 
 
 #: Parsed ledger of this process: (file, bytes read, path -> last entry).
-_CACHE: Dict[str, object] = {"file": None, "offset": 0, "entries": {}}
+_CACHE: Dict[str, object] = {"file": None, "offset": 0, "entries": {}, "by_sha": {}}
 
 
 def ledger() -> Dict[str, dict]:
@@ -258,8 +258,9 @@ def ledger() -> Dict[str, dict]:
     except OSError:
         return {}
     if _CACHE["file"] != str(path) or size < int(_CACHE["offset"]):  # another file, or rewritten
-        _CACHE.update(file=str(path), offset=0, entries={})
+        _CACHE.update(file=str(path), offset=0, entries={}, by_sha={})
         entries = _CACHE["entries"]  # type: ignore[assignment]
+    by_sha: Dict[str, dict] = _CACHE["by_sha"]  # type: ignore[assignment]
     with open(path, "rb") as f:
         f.seek(int(_CACHE["offset"]))
         data = f.read()
@@ -276,7 +277,16 @@ def ledger() -> Dict[str, dict]:
             entries.pop(e["path"], None)
         else:
             entries[e["path"]] = e
+            if e.get("sha256"):
+                by_sha[e["sha256"]] = e
     return entries
+
+
+def _entry_by_content(sha: str) -> Optional[dict]:
+    """A ledger entry of a file with this content (a copy of a kit output, e.g. in a copied run
+    folder, is the kit's output too)."""
+    ledger()
+    return _CACHE["by_sha"].get(sha)  # type: ignore[union-attr]
 
 
 def _append_ledger(entry: dict) -> None:
@@ -301,12 +311,13 @@ def _sha256(path: Path) -> str:
 def _own_entry(p: Path) -> Optional[dict]:
     """The ledger entry of an existing file the kit wrote and nobody changed since."""
     entry = ledger().get(str(p))
-    if entry is None or entry.get("dir"):
-        return None
     try:
-        return entry if _sha256(p) == entry.get("sha256") else None
+        sha = _sha256(p)
     except OSError:
         return None
+    if entry is not None and not entry.get("dir") and entry.get("sha256") == sha:
+        return entry
+    return _entry_by_content(sha)
 
 
 def _record(p: Path, kind: str) -> None:
@@ -371,7 +382,7 @@ def _check_existing(p: Path, given: Path, kind: str, option: str, held: Optional
         raise _refuse(option, given, f"is one of {links} hard links to the same file (it may be "
                       "an artefact elsewhere); the kit does not replace it")
     entry = _own_entry(p)
-    if entry is not None and entry.get("kind") == kind:
+    if entry is not None and entry.get("kind") == kind and _same_command(entry):
         return  # a re-run replaces its own earlier output
     if held is not None and held in runs:
         return  # a training writes its own run (it holds the run's lock)
@@ -383,6 +394,13 @@ def _check_existing(p: Path, given: Path, kind: str, option: str, held: Optional
         earlier = f" (it is a {entry.get('kind')} of {entry.get('command')})" if entry else ""
         raise _refuse(option, given, f"exists and is not an earlier {kind} output of the kit"
                       f"{earlier}", "choose another path, or pass --overwrite to replace it")
+
+
+def _same_command(entry: dict) -> bool:
+    """The entry was written by the running command (library calls, outside any command, match
+    any command of the same kind)."""
+    mine, theirs = _POLICY.command, entry.get("command", "library")
+    return "library" in (mine, theirs) or mine == theirs
 
 
 def _artefact_description(p: Path, held: Optional[Path]) -> Optional[str]:

@@ -291,7 +291,7 @@ def _cell_text(value) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def write_keypoint_csv(df: pd.DataFrame, path: PathLike) -> None:
+def write_keypoint_csv(df: pd.DataFrame, path: PathLike, kind: str = "keypoint table") -> None:
     """Write a keypoint frame atomically; floats as ``repr`` so reading back gives identical
     values. Refuses frames whose columns do not start with ``CSV_COLUMNS`` or whose coordinates
     are not finite."""
@@ -308,7 +308,7 @@ def write_keypoint_csv(df: pd.DataFrame, path: PathLike) -> None:
                                  "non-finite coordinate") for r, c in bad])
     rows = zip(df["image"].astype(str).tolist(), xy.tolist(),
                *(df[c].tolist() for c in cols[len(CSV_COLUMNS):]))
-    with atomic_path(path, kind="keypoint table") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path, kind=kind) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(cols)
         for image, values, *extra in rows:
