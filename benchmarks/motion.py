@@ -104,7 +104,8 @@ def wrong_person_rates(
         counted = [t for t, i in enumerate(main_idx) if i is not None]
         total += len(counted)
         for rule in RULES:
-            chosen = select_track(frames_instances, rule, width, height)
+            at = tuple(s["keypoints"][0].mean(0)) if rule == "at" else None  # the main person
+            chosen = select_track(frames_instances, rule, width, height, at=at)
             wrong[rule] += sum(chosen[t] != main_idx[t] for t in counted)
     return {r: wrong[r] / max(total, 1) for r in RULES} | {"frames": total}
 
