@@ -260,12 +260,18 @@ def test_two_processes_of_batch_b_match_one_process_of_batch_2b(rcnn_two_process
 
 @pytest.mark.slow
 def test_two_process_heatmap_run(synthetic_data, tmp_path):
+    """Written once by rank 0; the in-training validation (frames sharded over the two
+    processes, gathered on rank 0) equals a one-process --eval-only of model_best.pth."""
     run, audit = tmp_path / "run", tmp_path / "audit"
-    _train(synthetic_data, run, TINY_HRNET, "SOLVER.MAX_ITER", 4, "SOLVER.IMS_PER_BATCH", 8,
-           "SOLVER.CHECKPOINT_PERIOD", 2, "TEST.EVAL_PERIOD", 2, audit=audit)
+    opts = ["SOLVER.MAX_ITER", 4, "SOLVER.IMS_PER_BATCH", 8, "SOLVER.CHECKPOINT_PERIOD", 2,
+            "TEST.EVAL_PERIOD", 2]
+    _train(synthetic_data, run, TINY_HRNET, *opts, audit=audit)
     _assert_rank0_writes_each_file_once(_writes(audit), RUN_FILES)
     info = json.loads((run / "run_info.json").read_text())
     assert info["family"] == "heatmap" and np.isfinite(info["val_rmse"])
     best = json.loads((run / "best_checkpoint.json").read_text())
-    assert best["val_rmse"] == pytest.approx(_rmse_of_predict_and_evaluate(run, synthetic_data),
+    # the same checkpoint validated by one process, which sees every frame itself
+    _train(synthetic_data, run, TINY_HRNET, "--eval-only", *opts, procs=1)
+    (single,) = run.glob("inference/*/keypoints_rmse.json")
+    assert best["val_rmse"] == pytest.approx(json.loads(single.read_text())["metrics"]["rmse"],
                                              abs=1e-3)

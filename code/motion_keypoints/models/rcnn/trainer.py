@@ -167,6 +167,16 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
+        from detectron2.utils import comm
+
+        if comm.get_world_size() > 1:
+            # DDP runs with broadcast_buffers=False: each process has its own BatchNorm running
+            # statistics. Every process validates with rank 0's, the model that rank 0 saves
+            # (model_best.pth), so the gathered RMSE is that checkpoint's.
+            import torch.distributed as dist
+
+            for buf in model.buffers():
+                dist.broadcast(buf.data, src=0)
         # pycocotools prints its progress and AP table: into log.txt, not onto the console.
         with contextlib.redirect_stdout(_LogStream()):
             return super().test(cfg, model, evaluators)
