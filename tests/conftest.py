@@ -11,6 +11,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _output_ledger(tmp_path_factory):
+    """The output policy's ledger of this test session lives in a temporary folder (subprocesses
+    inherit it), not in the user's ``~/.local/state``."""
+    from motion_keypoints.io.outputs import LEDGER_ENV
+
+    old = os.environ.get(LEDGER_ENV)
+    os.environ[LEDGER_ENV] = str(tmp_path_factory.mktemp("ledger") / "outputs.jsonl")
+    yield
+    if old is None:
+        os.environ.pop(LEDGER_ENV, None)
+    else:
+        os.environ[LEDGER_ENV] = old
+
+
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory):
     """A small synthetic data folder in the competition layout (read-only for tests: copy it

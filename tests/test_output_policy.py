@@ -358,3 +358,23 @@ def test_clear_refuses_a_folder_holding_data_or_a_set(tmp_path, synthetic_data):
     with pytest.raises(OutputError, match="holds the data folder"):
         clear_run_folder(run)
     assert (run / "run.json").is_file() and (run / "data" / "train_df.csv").is_file()
+
+
+def test_ledger_compaction_keeps_only_live_entries(tmp_path, monkeypatch):
+    """The ledger does not grow forever: past its size limit it is rewritten with the last entry
+    of each file that still exists, and a re-run still finds its own output."""
+    from motion_keypoints.io import outputs
+
+    monkeypatch.setenv(outputs.LEDGER_ENV, str(tmp_path / "ledger.jsonl"))
+    monkeypatch.setattr(outputs, "LEDGER_COMPACT_BYTES", 3000)
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(40):
+        outputs.write_text(out / f"f{i}.csv", "a,b\n", kind="test table")
+        if i % 2:
+            os.remove(out / f"f{i}.csv")
+    lines = (tmp_path / "ledger.jsonl").read_text().splitlines()
+    paths = [json.loads(line)["path"] for line in lines]
+    assert len(lines) < 40 and len(set(paths)) == len(paths)
+    assert all(os.path.exists(p) for p in paths[:-1])  # the last line may be a fresh append
+    outputs.write_text(out / "f38.csv", "a,b\n", kind="test table")  # its own re-run: allowed

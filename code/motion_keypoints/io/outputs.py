@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import fnmatch
 import hashlib
 import json
@@ -54,6 +55,8 @@ logger = logging.getLogger("motion_keypoints")
 
 #: Environment variable naming the ledger file (default: under ``$XDG_STATE_HOME``).
 LEDGER_ENV = "MOTION_KEYPOINTS_LEDGER"
+#: The ledger is compacted (entries of files that are gone dropped) when it grows past this.
+LEDGER_COMPACT_BYTES = 4 << 20
 #: The command-line flag that allows replacing an existing file the kit did not write.
 OVERWRITE_FLAG = "--overwrite"
 #: A data folder holds one of these beside ``images/``.
@@ -294,10 +297,32 @@ def _append_ledger(entry: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:  # one short line: appended whole
+            fcntl.flock(f, fcntl.LOCK_EX)  # compaction holds it too (below)
             f.write(json.dumps(entry, sort_keys=True) + "\n")
+            f.flush()
+            large = f.tell() > LEDGER_COMPACT_BYTES
+        if large:
+            compact_ledger()
     except OSError as exc:  # outputs still get written; re-runs then need --overwrite
         logger.warning("cannot record %s in the output ledger %s: %s", entry.get("path"), path,
                        exc)
+
+
+def compact_ledger() -> int:
+    """Rewrite the ledger with the last entry of each path that still exists (temporary file,
+    then rename, under the same lock appends take); returns the entries kept."""
+    path = ledger_path()
+    with open(path, "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept = [e for p, e in ledger().items() if os.path.lexists(p)]
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(e, sort_keys=True) + "\n" for e in kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    _CACHE.update(file=None, offset=0, entries={}, by_sha={})
+    return len(kept)
 
 
 def _sha256(path: Path) -> str:
