@@ -19,6 +19,7 @@ line per evaluation; detectron2's complete log goes to ``OUTPUT_DIR/log.txt``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -130,8 +131,12 @@ def _main(argv: Sequence[str]) -> int:
 
     aug = cfg.DATA.AUG_SET and Path(cfg.DATA.AUGMENTED_DIR) / cfg.DATA.AUG_SET
     check_run_place(cfg.OUTPUT_DIR, cfg.DATA.ROOT, [aug] if aug else [])  # data never a run
-    with RunLock(cfg.OUTPUT_DIR):
-        record = prepare_run(cfg, resume=args.resume, eval_only=args.eval_only, clear=args.clear)
+    # Multi-machine: machine 0 (global rank 0) holds, checks and writes the run folder; the
+    # other machines' processes write only their log.txt.rank<N> (the folder may be shared).
+    writer = args.machine_rank == 0
+    with RunLock(cfg.OUTPUT_DIR) if writer else contextlib.nullcontext():
+        record = (prepare_run(cfg, resume=args.resume, eval_only=args.eval_only, clear=args.clear)
+                  if writer else None)
         launch(
             _worker,
             args.num_gpus,
