@@ -124,9 +124,17 @@ def test_prune_metrics_json_drops_resumed_and_cut_lines(tmp_path):
 
 
 def test_write_run_info_takes_the_best_checkpoint_else_the_final_rmse(tmp_path):
+    from motion_keypoints.io.lock import RunLock
+
+    with RunLock(tmp_path):  # as in training: the run's records are written by its lock holder
+        _run_info_best_else_final(tmp_path)
+
+
+def _run_info_best_else_final(tmp_path):
     args = dict(data_root=tmp_path, aug_set="demo", n_train=8, n_val=2, max_iter=100)
     info = write_run_info(tmp_path, final_val_rmse=7.5, **args)
-    assert info["val_rmse"] == 7.5 and info["best_iteration"] is None
+    # without a best checkpoint the best iteration is the final evaluation's, never None
+    assert info["val_rmse"] == 7.5 and info["best_iteration"] == args["max_iter"] - 1
     assert info["keypoint_names"] == list(KEYPOINT_NAMES)
     assert [tuple(p) for p in info["flip_pairs"]] == list(FLIP_PAIRS)
     assert info["family"] == "rcnn" and info["data_root"] == str(tmp_path.resolve())
@@ -164,6 +172,13 @@ def _hook(tmp_path, start_iter, rmse, it):
 
 
 def test_best_checkpointer_keeps_the_best_across_a_resume(tmp_path):
+    from motion_keypoints.io.lock import RunLock
+
+    with RunLock(tmp_path):  # as in training: the run's records are written by its lock holder
+        _best_across_a_resume(tmp_path)
+
+
+def _best_across_a_resume(tmp_path):
     (tmp_path / "last_checkpoint").write_text("model_0000019.pth")
     hook, ckpt = _hook(tmp_path, 0, 5.0, 19)
     hook._best_checking()
