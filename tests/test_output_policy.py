@@ -363,10 +363,10 @@ def test_clear_refuses_a_folder_holding_data_or_a_set(tmp_path, synthetic_data):
 def test_ledger_compaction_keeps_only_live_entries(tmp_path, monkeypatch):
     """The ledger does not grow forever: past its size limit it is rewritten with the last entry
     of each file that still exists, and a re-run still finds its own output."""
-    from motion_keypoints.io import outputs
+    from motion_keypoints.io import ledger, outputs
 
-    monkeypatch.setenv(outputs.LEDGER_ENV, str(tmp_path / "ledger.jsonl"))
-    monkeypatch.setattr(outputs, "LEDGER_COMPACT_BYTES", 3000)
+    monkeypatch.setenv(ledger.LEDGER_ENV, str(tmp_path / "ledger.jsonl"))
+    monkeypatch.setattr(ledger, "LEDGER_COMPACT_BYTES", 3000)  # read where the ledger is kept
     out = tmp_path / "out"
     out.mkdir()
     for i in range(40):

@@ -24,9 +24,9 @@ is never replaced (it may be an artefact elsewhere), and inputs are also compare
 Replacing an existing file is allowed when it is the kit's own earlier output of the same kind
 (a re-run: the kit keeps a ledger of what it wrote, one JSON line per file with its resolved
 path, kind, command and sha256, and the file must still have that hash; the ledger is one file
-outside the output folders, :func:`ledger_path`, so no folder gets a hidden file), or when the
-user passes
-``--overwrite`` (read once, by the error boundary ``cli/_run.run_command``, for every command).
+outside the output folders, :func:`ledger_path`, so no folder gets a hidden file; it is kept by
+:mod:`motion_keypoints.io.ledger`), or when the user passes ``--overwrite`` (read once, by the
+error boundary ``cli/_run.run_command``, for every command).
 Artefacts and inputs are never replaced, even with ``--overwrite``.
 
 The policy is per process: :func:`command_policy` (entered by ``run_command``) starts it afresh
@@ -38,10 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import fnmatch
-import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -50,13 +47,17 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 from ..errors import UserError
+from ..utils import file_sha256
+
+# The ledger lives in io/ledger.py; its public names stay importable from here (to change a
+# setting such as LEDGER_COMPACT_BYTES, set it on motion_keypoints.io.ledger).
+from .ledger import LEDGER_COMPACT_BYTES as LEDGER_COMPACT_BYTES
+from .ledger import LEDGER_ENV as LEDGER_ENV
+from .ledger import append_ledger, entry_by_content, ledger, ledger_path, record
+from .ledger import compact_ledger as compact_ledger
 
 logger = logging.getLogger("motion_keypoints")
 
-#: Environment variable naming the ledger file (default: under ``$XDG_STATE_HOME``).
-LEDGER_ENV = "MOTION_KEYPOINTS_LEDGER"
-#: The ledger is compacted (entries of files that are gone dropped) when it grows past this.
-LEDGER_COMPACT_BYTES = 4 << 20
 #: The command-line flag that allows replacing an existing file the kit did not write.
 OVERWRITE_FLAG = "--overwrite"
 #: A data folder holds one of these beside ``images/``.
@@ -234,120 +235,19 @@ def _held_root(p: Path) -> Optional[Path]:
     return best
 
 
-# ------------------------------------------------------------------ the ledger
-
-
-def ledger_path() -> Path:
-    """The ledger file: ``$MOTION_KEYPOINTS_LEDGER``, else
-    ``$XDG_STATE_HOME/motion_keypoints/outputs.jsonl`` (``~/.local/state`` by default)."""
-    given = os.environ.get(LEDGER_ENV)
-    if given:
-        return Path(given)
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                             "state")
-    return Path(state) / "motion_keypoints" / "outputs.jsonl"
-
-
-#: Parsed ledger of this process: (file, bytes read, path -> last entry).
-_CACHE: Dict[str, object] = {"file": None, "offset": 0, "entries": {}, "by_sha": {}}
-
-
-def ledger() -> Dict[str, dict]:
-    """Resolved path -> its last ledger entry (removed ones dropped); read incrementally."""
-    path = ledger_path()
-    entries: Dict[str, dict] = _CACHE["entries"]  # type: ignore[assignment]
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return {}
-    if _CACHE["file"] != str(path) or size < int(_CACHE["offset"]):  # another file, or rewritten
-        _CACHE.update(file=str(path), offset=0, entries={}, by_sha={})
-        entries = _CACHE["entries"]  # type: ignore[assignment]
-    by_sha: Dict[str, dict] = _CACHE["by_sha"]  # type: ignore[assignment]
-    with open(path, "rb") as f:
-        f.seek(int(_CACHE["offset"]))
-        data = f.read()
-    complete = data[: data.rfind(b"\n") + 1]  # a line still being appended waits
-    _CACHE["offset"] = int(_CACHE["offset"]) + len(complete)
-    for line in complete.splitlines():
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash
-        if not isinstance(e, dict) or "path" not in e:
-            continue
-        if e.get("removed"):
-            entries.pop(e["path"], None)
-        else:
-            entries[e["path"]] = e
-            if e.get("sha256"):
-                by_sha[e["sha256"]] = e
-    return entries
-
-
-def _entry_by_content(sha: str) -> Optional[dict]:
-    """A ledger entry of a file with this content (a copy of a kit output, e.g. in a copied run
-    folder, is the kit's output too)."""
-    ledger()
-    return _CACHE["by_sha"].get(sha)  # type: ignore[union-attr]
-
-
-def _append_ledger(entry: dict) -> None:
-    path = ledger_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:  # one short line: appended whole
-            fcntl.flock(f, fcntl.LOCK_EX)  # compaction holds it too (below)
-            f.write(json.dumps(entry, sort_keys=True) + "\n")
-            f.flush()
-            large = f.tell() > LEDGER_COMPACT_BYTES
-        if large:
-            compact_ledger()
-    except OSError as exc:  # outputs still get written; re-runs then need --overwrite
-        logger.warning("cannot record %s in the output ledger %s: %s", entry.get("path"), path,
-                       exc)
-
-
-def compact_ledger() -> int:
-    """Rewrite the ledger with the last entry of each path that still exists (temporary file,
-    then rename, under the same lock appends take); returns the entries kept."""
-    path = ledger_path()
-    with open(path, "a", encoding="utf-8") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        kept = [e for p, e in ledger().items() if os.path.lexists(p)]
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(e, sort_keys=True) + "\n" for e in kept)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    _CACHE.update(file=None, offset=0, entries={}, by_sha={})
-    return len(kept)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+# ------------------------------------------------------------------ what the ledger says
 
 
 def _own_entry(p: Path) -> Optional[dict]:
     """The ledger entry of an existing file the kit wrote and nobody changed since."""
     entry = ledger().get(str(p))
     try:
-        sha = _sha256(p)
+        sha = file_sha256(p)
     except OSError:
         return None
     if entry is not None and not entry.get("dir") and entry.get("sha256") == sha:
         return entry
-    return _entry_by_content(sha)
-
-
-def _record(p: Path, kind: str) -> None:
-    _append_ledger({"path": str(p), "kind": kind, "command": _POLICY.command,
-                    "sha256": _sha256(p)})
+    return entry_by_content(sha)
 
 
 def _claim(p: Path) -> Optional[dict]:
@@ -531,7 +431,7 @@ def output_file(path, kind: str, option: str = "--out") -> Iterator[Path]:
         _fsync(tmp)
         os.replace(tmp, p)
         _fsync(p.parent, directory=True)
-        _record(p, kind)
+        record(p, kind, _POLICY.command)
     finally:
         _TEMPS.discard(resolve(tmp))
         with contextlib.suppress(FileNotFoundError):
@@ -551,7 +451,7 @@ def claim_dir(path, kind: str, option: str = "--out") -> Path:
     p = resolve(path)
     p.mkdir(parents=True, exist_ok=True)
     if (_claim(p) or {}).get("kind") != kind:
-        _append_ledger({"path": str(p), "kind": kind, "command": _POLICY.command, "dir": True})
+        append_ledger({"path": str(p), "kind": kind, "command": _POLICY.command, "dir": True})
     return p
 
 
@@ -605,7 +505,7 @@ def remove_output(path) -> bool:
                        ledger_path())
         return False
     p.unlink()
-    _append_ledger({"path": str(p), "removed": True})
+    append_ledger({"path": str(p), "removed": True})
     return True
 
 
