@@ -342,7 +342,7 @@ def predict_video(
     table = keypoints_table(fused, src.fps)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, video_path = out_dir / KEYPOINTS_FILE, out_dir / OVERLAY_FILE
-    with atomic_path(csv_path) as tmp:
+    with atomic_path(csv_path, kind="video keypoints") as tmp:
         table.to_csv(tmp, index=False, float_format="%.3f")
 
     def overlay():
