@@ -148,9 +148,10 @@ def demo_stages(plan: DemoPlan) -> List[Stage]:
     runs = tuple(str(r) for r in plan.runs)
     stages += [
         Stage("ensemble val", "ensemble", ("--runs", *runs, "--data-root", data, "--split", "val",
-                                           "--out", str(plan.val_predictions))),
+                                           "--method", "mean", "--out", str(plan.val_predictions))),
         Stage("ensemble test", "ensemble", ("--runs", *runs, "--data-root", data, "--split",
-                                            "test", "--out", str(plan.submission))),
+                                            "test", "--method", "mean", "--out",
+                                            str(plan.submission))),
         Stage("check submission", "check_submission", ("--data-root", data, str(plan.submission))),
     ]
     return stages
