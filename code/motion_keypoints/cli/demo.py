@@ -287,7 +287,11 @@ def run_demo(plan: DemoPlan, terminal: Optional[bool] = None) -> dict:
     terminal = sys.stdout.isatty() if terminal is None else terminal
     times: Dict[str, float] = {}
     t0 = time.perf_counter()
-    with open(plan.out / "demo.log", "a") as log:
+    # one log per invocation (never replaces an earlier one), appended as the stages run so it is
+    # kept when one fails, in the folder claimed above
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_path = check_output_file(plan.out / f"demo-{stamp}.log", "demo log", option="--out")
+    with open(log_path, "a") as log:
         for stage in stages:
             times[stage.name] = run_stage(stage, log, terminal)
         total = time.perf_counter() - t0
