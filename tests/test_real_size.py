@@ -28,8 +28,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, run_script
 
-#: Opt-in: on a shared 2-core machine one R50 iteration at 1333x750 took ~135 s and the six
-#: configs do not fit the slow tier's budget. ``MK_REAL_SIZE=1 pytest tests/test_real_size.py -s``
+#: Opt-in: on the shared 2-core machine (load ~6) the module took 20.5 min (R50 89-121 s/iter,
+#: X101 115 s/iter), beyond the slow tier's budget. ``MK_REAL_SIZE=1 pytest tests/test_real_size.py -s``
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.environ.get("MK_REAL_SIZE"),
                                  reason="real-size smoke is opt-in: MK_REAL_SIZE=1 (CPU minutes)")]
