@@ -12,9 +12,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
-from typing import Optional
+from typing import Optional, Sequence
 
 #: (category, regex matched at the start of the message, where it comes from and why it is
 #: harmless[, regex of the module the warning is attributed to, for messages too generic to
@@ -156,6 +157,7 @@ class _ConsoleFormatter(logging.Formatter):
 
 def setup_console(level: int = logging.INFO) -> logging.Logger:
     """The kit's logger with one plain console handler (idempotent)."""
+    drop_library_consoles()
     logger = logging.getLogger(_KIT_LOGGER)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
@@ -168,9 +170,22 @@ def setup_console(level: int = logging.INFO) -> logging.Logger:
 
 
 def _is_console(handler: logging.Handler) -> bool:
-    return isinstance(handler, logging.StreamHandler) and not isinstance(
-        handler, logging.FileHandler
-    ) and getattr(handler, "stream", None) in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    """A stream handler that does not write to a file on disk: a console, including a console
+    stream replaced since (a closed capture, an earlier ``redirect_stdout``). detectron2 writes
+    its log file through a plain ``StreamHandler`` on an opened file, which is kept."""
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    name = getattr(getattr(handler, "stream", None), "name", None)
+    return not (isinstance(name, str) and os.path.isfile(name))
+
+
+def drop_library_consoles(names: Sequence[str] = ("detectron2", "fvcore")) -> None:
+    """Remove the console handlers detectron2's ``setup_logger`` gave its loggers: the console
+    shows the kit's lines only (their log goes to the run's ``log.txt``)."""
+    for name in names:
+        lg = logging.getLogger(name)
+        for h in [h for h in lg.handlers if _is_console(h)]:
+            lg.removeHandler(h)
 
 
 def setup_run_logging(output_dir: str, rank: int = 0) -> Optional[str]:
