@@ -229,3 +229,17 @@ class RunCheckpointer(DetectionCheckpointer):
 
 __all__ = ["CheckpointError", "RUN_KEY", "RunCheckpointer", "check_checkpoint_run",
            "checkpoint_run", "read_checkpoint_header"]
+
+
+def build_eval_model(cfg, load_model=None):
+    """The model a prediction runs: ``load_model(cfg)`` where another backend is given
+    (:mod:`motion_keypoints.export.runtime`), else detectron2's ``build_model(cfg)`` in eval mode
+    with ``cfg.MODEL.WEIGHTS`` loaded. The one loader of both families' predictors."""
+    if load_model is not None:
+        return load_model(cfg)
+    from detectron2.modeling import build_model
+
+    model = build_model(cfg)
+    model.eval()
+    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    return model

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from ...data.layout import DataPaths, load_train_df, validate_data_root
+from ...engine.checkpoint import build_eval_model
 from ...evaluation.metrics import rmse, scale_pose
 from ...geometry import box_from_points, to_continuous
 from ...io.outputs import check_output_file, register_inputs, remove_output
@@ -174,9 +175,6 @@ def predict_run(
     (with ``val_rmse`` and ``val_rmse_gt_boxes`` on the validation split). ``load_model``:
     ``cfg -> model`` of another backend (the ONNX export:
     :class:`motion_keypoints.export.runtime.OnnxLoader`); default the run's torch checkpoint."""
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
-
     from . import meta_arch  # noqa: F401  (registers TopDownHeatmap)
 
     run, data_root = Path(run), Path(data_root)
@@ -219,12 +217,7 @@ def predict_run(
             f"{predict_command('outputs/<rcnn run>', data_root, split)})"
         )
 
-    if load_model is not None:  # another backend (motion_keypoints.export.runtime)
-        model = load_model(cfg)
-    else:
-        model = build_model(cfg)
-        model.eval()
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    model = build_eval_model(cfg, load_model)  # load_model: another backend (export.runtime)
     t0 = time.perf_counter()
     res = predict_crops(cfg, model, _records(image_dir, names, boxes, scores), batch_size,
                         num_workers, flip_tta, progress)
@@ -269,16 +262,10 @@ def load_heatmap_model(run, checkpoint: str = "best", opts: Sequence[str] = ()):
     """``(cfg, model)`` of a trained heatmap run folder, as :func:`predict_run` loads it
     (:func:`~motion_keypoints.models.rcnn.predictor.load_run_config`, ``build_model``, eval mode,
     weights loaded). A user's mistake (no run, no checkpoint...) is a one-line ``RunError``."""
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
-
     from . import meta_arch  # noqa: F401  (registers TopDownHeatmap)
 
     cfg = load_run_config(Path(run), checkpoint, opts)
-    model = build_model(cfg)
-    model.eval()
-    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-    return cfg, model
+    return cfg, build_eval_model(cfg)
 
 
 def predict_boxes(

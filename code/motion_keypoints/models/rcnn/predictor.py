@@ -427,8 +427,7 @@ def predict_images(
     ``load_model``: ``cfg -> model`` of another backend (the ONNX export:
     :class:`motion_keypoints.export.runtime.OnnxLoader`); default the run's torch checkpoint.
     """
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
+    from ...engine.checkpoint import build_eval_model
 
     if person_rule not in PERSON_RULES:
         raise ValueError(f"unknown person rule {person_rule!r}; choose one of "
@@ -436,12 +435,7 @@ def predict_images(
     on_gpu = cfg.MODEL.DEVICE.startswith("cuda")
     workers, threads = loading_plan(num_workers, cfg.MODEL.DEVICE)
     with _torch_threads(threads):
-        if load_model is not None:  # another backend (motion_keypoints.export.runtime)
-            model = load_model(cfg)
-        else:
-            model = build_model(cfg)
-            model.eval()
-            DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        model = build_eval_model(cfg, load_model)  # load_model: another backend (export.runtime)
         ds = _ImageDataset(
             files, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.FORMAT
         )
