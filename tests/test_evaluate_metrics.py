@@ -92,11 +92,12 @@ def test_evaluate_writes_an_error_picture_named_after_the_predictions(tmp_path, 
     argv = ["--truth", str(tmp_path / "data" / "train_df.csv")]
     assert evaluate_main(["--pred", str(tmp_path / "a.csv"), *argv, "--html"]) == 0
     assert evaluate_main(["--pred", str(tmp_path / "b.csv"), *argv]) == 0
-    assert f"error picture: {tmp_path / 'b_errors.png'}" in capsys.readouterr().out
-    img = cv2.imread(str(tmp_path / "a_errors.png"))
+    assert evaluate_main(["--pred", str(tmp_path / "b.csv"), *argv]) == 0  # a re-run replaces its own
+    assert f"error picture: {tmp_path / 'b_evaluate_errors.png'}" in capsys.readouterr().out
+    img = cv2.imread(str(tmp_path / "a_evaluate_errors.png"))
     assert img is not None and min(img.shape[:2]) > 500
-    assert (tmp_path / "b_errors.png").is_file() and not (tmp_path / "b_errors.html").exists()
-    page = (tmp_path / "a_errors.html").read_text()
+    assert (tmp_path / "b_evaluate_errors.png").is_file() and not (tmp_path / "b_evaluate_errors.html").exists()
+    page = (tmp_path / "a_evaluate_errors.html").read_text()
     assert "data:image/png;base64," in page and "camera" in page and names[5] in page
     assert evaluate_main(["--pred", str(tmp_path / "a.csv"), *argv, "--no-picture"]) == 0
     assert "error picture" not in capsys.readouterr().out

@@ -248,13 +248,13 @@ def save_error_report(report: ErrorReport, png_path: PathLike,
     fig.savefig(buf, format="png")
     data = buf.getvalue()
     png_path = Path(png_path)
-    with atomic_path(png_path) as tmp:
+    with atomic_path(png_path, kind="picture") as tmp:  # the kind re-runs recognise
         tmp.write_bytes(data)
     written = [png_path]
     if html_path is not None:
         html_path = Path(html_path)
         page = _html_page(report, base64.b64encode(data).decode("ascii"))
-        with atomic_path(html_path) as tmp:
+        with atomic_path(html_path, kind="picture page") as tmp:
             tmp.write_text(page)
         written.append(html_path)
     return written

@@ -38,7 +38,7 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--picture", default=None, metavar="FILE",
                         help="error picture (PNG): per-keypoint and per-camera RMSE bars of the "
                         "predictions and the mean pose, the worst images with truth and "
-                        "prediction drawn (default: <pred stem>_errors.png next to --pred)")
+                        "prediction drawn (default: <pred stem>_evaluate_errors.png next to --pred; the ensemble writes <out stem>_errors.png)")
     parser.add_argument("--no-picture", dest="no_picture", action="store_true",
                         help="write no picture (default: written)")
     parser.add_argument("--html", action="store_true",
@@ -46,7 +46,7 @@ def _main(argv: Sequence[str] | None) -> int:
                         "to the picture (<picture stem>.html) (default: off)")
     args = parser.parse_args(argv)
     picture = None if args.no_picture else Path(args.picture) if args.picture else (
-        Path(args.pred).with_name(f"{Path(args.pred).stem}_errors.png"))
+        Path(args.pred).with_name(f"{Path(args.pred).stem}_evaluate_errors.png"))
     if picture is not None:
         from ..io.outputs import check_output_file, register_inputs
 

@@ -220,6 +220,10 @@ def validation_report(pred: PathLike, data_root: PathLike) -> list:
     """The lines ``predict --split val`` prints: the predictions' RMSE beside the mean pose's on
     the same images, PCK per keypoint and RMSE per camera (images without a prediction left out
     and counted)."""
+    images, _, values = read_numeric_csv(pred, COORD_COLUMNS)
+    if not np.isfinite(values).all(axis=1).any():  # a model that found nobody: nothing to score
+        return [f"validation ({len(images)} images): no image has a detection, so there is no "
+                "RMSE to report; train longer, or check the person boxes"]
     res = evaluate_files(pred, DataPaths.from_root(data_root).train_csv, skip_missing=True,
                          data_root=data_root)
     lines = [keypoint_table(res)]
