@@ -163,16 +163,15 @@ def register_run_datasets(cfg) -> RunData:
         val_dicts = make_dataset_dicts(val_rows, paths.train_images, cfg.DATA.BBOX_MARGIN)
         val_name = cfg.DATASETS.TEST[0]
         register_dataset(val_name, frozen_dicts(val_dicts), sigmas=list(cfg.TEST.KEYPOINT_OKS_SIGMAS))
+    share = (f"{100 * split.val_share:.1f} % of the original frames, "
+             f"{100 * split.val_fraction:.1f} % asked, stratify {split.stratify}; "
+             f"{split.cameras_line()}; ") if split.val else ""
     logger.info(
-        "data: %d training images%s, %d validation frames (%d augmented copies of validation "
+        "data: %d training images%s, %d validation frames (%s%d augmented copies of validation "
         "frames left out)",
         len(train_dicts), f" from set {cfg.DATA.AUG_SET!r}" if cfg.DATA.AUG_SET else "",
-        len(val_dicts), n_dropped,
+        len(val_dicts), share, n_dropped,
     )
-    if split.val:
-        logger.info("split: validation %.1f %% of the original frames (%.1f %% asked, stratify %s); "
-                    "%s", 100 * split.val_share, 100 * split.val_fraction, split.stratify,
-                    split.cameras_line())
     if split.warning():
         logger.warning(split.warning())
     return RunData(train_name, val_name, len(train_dicts), len(val_dicts), n_dropped)
