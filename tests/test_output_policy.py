@@ -60,6 +60,7 @@ def _fake_run(run, names, shift=0.0):
 def world(synthetic_data, tmp_path_factory):
     """Every kind of protected artefact, and the inputs of the commands."""
     base = tmp_path_factory.mktemp("world")
+    session_ledger = os.environ.get(LEDGER_ENV)  # restored after the module (below)
     os.environ[LEDGER_ENV] = str(base / "ledger.jsonl")
     data = base / "data"
     shutil.copytree(synthetic_data, data)
@@ -99,8 +100,12 @@ def world(synthetic_data, tmp_path_factory):
                "augmentation set": aset}
     links = base / "links"
     links.mkdir()
-    return {"base": base, "data": data, "runs": runs, "set": aset, "pred": pred, "clip": clip,
+    yield {"base": base, "data": data, "runs": runs, "set": aset, "pred": pred, "clip": clip,
             "files": files, "folders": folders, "links": links}
+    if session_ledger is None:
+        os.environ.pop(LEDGER_ENV, None)
+    else:
+        os.environ[LEDGER_ENV] = session_ledger
 
 
 def _sha_all(root):
