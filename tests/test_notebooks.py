@@ -105,7 +105,7 @@ def test_results_notebook_runs_on_the_demo_output(demo_output, tmp_path, monkeyp
 
     data = demo / "synthetic"
     runs = sorted(p.name for p in (demo / "runs").iterdir() if (p / "run_info.json").is_file())
-    assert runs == ["demo", "demo_crop", "hrnet_demo"]
+    assert runs == ["demo", "demo_crop", "hrnet_demo", "hrnet_demo_crop"]  # both families per set
     ensemble = "ensemble (mean)"  # the demo's fusion method
     out = tmp_path / "outputs" / "notebooks" / "02_results"
     splits = {  # split: (ensemble predictions written by the demo, truth)
