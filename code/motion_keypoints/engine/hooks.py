@@ -39,6 +39,11 @@ class BestCheckpointer(hooks.BestCheckpointer):
         value, iteration = metric
         if math.isnan(value) or math.isinf(value):
             return
+        # 0-based like the periodic evaluations: the final (after-train) one is stored one step
+        # past the last iteration, which would print as max_iter + 1 in the summary.
+        max_iter = getattr(self.trainer, "max_iter", None)
+        if max_iter is not None:
+            iteration = min(int(iteration), max_iter - 1)
         if self.best_metric is not None and not self._compare(value, self.best_metric):
             self._logger.info(
                 f"Not saving as latest eval score for {self._val_metric} is {value:0.5f}, "
