@@ -120,3 +120,19 @@ def test_predict_val_prints_the_mean_pose_beside_the_rmse(tmp_path, capsys):
     assert "PCK@0.1 %" in out and "camera B" in out
     assert _val_report({"out": "unused"}, "test", tmp_path / "data") == 0
     assert capsys.readouterr().out == ""
+
+
+def test_predict_validation_table_comes_with_its_error_picture(tmp_path):
+    """``predict --split val``'s table (validation_report) writes the same error picture as
+    evaluate.py, and a re-run replaces its own picture."""
+    from motion_keypoints.evaluation.evaluate import validation_report
+
+    names, kps = _data_root(tmp_path / "data")
+    pred = kps[5:] + np.random.default_rng(3).normal(0, 2.0, kps[5:].shape)
+    write_keypoint_csv(keypoints_frame(names[5:], pred), tmp_path / "p.csv")
+    png = tmp_path / "p_errors.png"
+    for _ in range(2):
+        lines = validation_report(tmp_path / "p.csv", tmp_path / "data", png)
+        assert lines[-1] == f"error picture: {png}"
+    img = cv2.imread(str(png))
+    assert img is not None and min(img.shape[:2]) > 500

@@ -171,7 +171,8 @@ def _val_report(summary: dict, split: str, data_root) -> int:
     if split == "val":
         from ..evaluation.evaluate import validation_report
 
-        for line in validation_report(summary["out"], data_root):
+        out = Path(summary["out"])
+        for line in validation_report(out, data_root, out.with_name(f"{out.stem}_errors.png")):
             print(line)
     return 0
 

@@ -216,7 +216,7 @@ def training_mean_pose(data_root: PathLike, exclude: Sequence[str] = ()) -> np.n
     return metrics.mean_relative_pose(keypoints_array(df), sizes)
 
 
-def validation_report(pred: PathLike, data_root: PathLike) -> list:
+def validation_report(pred: PathLike, data_root: PathLike, picture: PathLike | None = None) -> list:
     """The lines ``predict --split val`` prints: the predictions' RMSE beside the mean pose's on
     the same images, PCK per keypoint and RMSE per camera (images without a prediction left out
     and counted)."""
@@ -233,4 +233,6 @@ def validation_report(pred: PathLike, data_root: PathLike) -> list:
     lines.append(baseline_line(res["rmse"], res["mean_pose_rmse"], head + "): RMSE")
                  + (f" ({res['baseline_note']})" if res["baseline_note"] else ""))
     lines.append(camera_table(res))
+    if picture is not None:  # the same table as a picture (bars and the worst images)
+        lines.append(f"error picture: {error_picture(res, pred, picture, data_root=data_root)[0]}")
     return lines
