@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import random
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -51,3 +52,20 @@ def seed_everything(seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
+
+
+def read_json_record(path: PathLike, key: str, error: type, fix: str,
+                     missing: Optional[str] = None) -> Optional[dict]:
+    """The JSON object in ``path`` (a run's ``run.json``, an export's ``export.json``...), None
+    when there is no file; ``error`` (a UserError class) with ``fix`` when it is not valid JSON or
+    has no ``key``."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc}); {fix}") from None
+    if not isinstance(record, dict) or key not in record:
+        raise error(f"{path}: {missing or f'no {key!r}'}; {fix}")
+    return record

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 from ..errors import UserError
 from ..io.runs import CHECKPOINTS, RUN_INFO_FILE, RunError, read_run_record
-from ..utils import PathLike, file_sha256
+from ..utils import PathLike, file_sha256, read_json_record
 
 #: The description file of an export folder.
 EXPORT_FILE = "export.json"
@@ -90,16 +90,8 @@ def checkpoint_file(run: PathLike, checkpoint: str = "best") -> Path:
 
 def read_manifest(export_dir: PathLike) -> Optional[dict]:
     """``export.json`` of an export folder, None when there is none."""
-    path = Path(export_dir) / EXPORT_FILE
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{path}: not valid JSON ({exc}); export again") from None
-    if not isinstance(manifest, dict) or "files" not in manifest:
-        raise ExportError(f"{path}: not an export description (no 'files'); export again")
-    return manifest
+    return read_json_record(Path(export_dir) / EXPORT_FILE, "files", ExportError, "export again",
+                            missing="not an export description (no 'files')")
 
 
 def check_export(run: PathLike, out: Optional[PathLike] = None, checkpoint: str = "best",

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Callable, Dict, List, Mapping, Optional, Seque
 
 from ..errors import UserError
 from ..meta import FLIP_PAIRS, KEYPOINT_NAMES
-from ..utils import PathLike, atomic_path, atomic_write_text
+from ..utils import PathLike, atomic_path, atomic_write_text, read_json_record
 from .lock import LOCK_FILE
 
 RUN_INFO_FILE = "run_info.json"
@@ -201,16 +201,8 @@ def run_record(config: Mapping, data: dict, aug_set: str = "",
 
 def read_run_record(run_dir: PathLike) -> Optional[dict]:
     """``run.json`` of a run folder, None when there is none; RunError when unreadable."""
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: not valid JSON ({exc}); start the run again with --clear") from None
-    if not isinstance(record, dict) or "fingerprint" not in record:
-        raise RunError(f"{path}: no 'fingerprint'; start the run again with --clear")
-    return record
+    return read_json_record(Path(run_dir) / RUN_FILE, "fingerprint", RunError,
+                            "start the run again with --clear")
 
 
 def write_run_record(run_dir: PathLike, record: dict) -> None:
