@@ -39,7 +39,10 @@ def test_two_runs_predict_and_ensemble_into_a_valid_submission(learned_run, augm
         sample = pd.read_csv(DataPaths.from_root(learn_data).sample_submission)
         assert list(pred["image"]) == list(sample["image"])
         assert (run / "predictions_test_noflip.csv").is_file()
+    # the plain mean, with every choice made on validation forced off (the defaults choose the
+    # method, flip TTA and left/right alignment on validation: their own tests cover them)
     val = run_script("ensemble", "--runs", *runs, "--data-root", learn_data, "--split", "val",
+                     "--method", "mean", "--flip", "on", "--lr-align", "off", "--smooth", "off",
                      "--out", tmp_path / "val.csv")
     print(val.stdout)
     assert "flip" in val.stdout.lower()
