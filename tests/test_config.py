@@ -37,9 +37,9 @@ def _get(cfg, key):
 def test_every_new_key_has_a_default_a_comment_and_a_readme_entry():
     keys = kit_keys()
     assert "DATA.ROOT" in keys and "TEST.BEST_METRIC" in keys
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "configs.md").read_text()
     for key in keys:
-        assert f"`{key}`" in readme, f"{key} is not listed under 'Kit keys' in README.md"
+        assert f"`{key}`" in readme, f"{key} is not listed under 'Kit keys' in docs/configs.md"
     import inspect
 
     from motion_keypoints.models.rcnn import config as C
@@ -146,7 +146,7 @@ def test_integer_for_a_float_key_on_the_command_line():
 
 
 def test_heatmap_configs_pick_the_heatmap_family():
-    from motion_keypoints.models import family_of
+    from motion_keypoints.models.registry import family_of
 
     hrnet = sorted(CONFIGS.glob("*hrnet*.yaml")) + [CONFIGS / "Base-HRNet.yaml"]
     assert any("tiny" in p.name for p in hrnet)
