@@ -26,9 +26,9 @@ def untrained_run(config: str, out, data_root, val_images=(), seed: int = 0):
 
     from motion_keypoints.io.lock import RunLock
     from motion_keypoints.io.runs import SPLIT_FILE, write_run_info
-    from motion_keypoints.models import family_of
     from motion_keypoints.models.heatmap import meta_arch  # noqa: F401  (registers it)
     from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.models.registry import family_of
 
     torch.manual_seed(seed)
     cfg = setup_cfg(str(REPO / "configs" / config), ["DATA.ROOT", str(data_root),

@@ -52,7 +52,7 @@ def _record(tmp_path, points, dots=None, width=320, height=240, name="a.png"):
 
 
 def test_family_dispatch_by_meta_architecture():
-    from motion_keypoints.models import family_of
+    from motion_keypoints.models.registry import family_of
 
     assert family_of(_cfg()) == "heatmap"
     from motion_keypoints.models.rcnn.config import setup_cfg

@@ -5,3 +5,7 @@ error as ``error: ...`` without a traceback and exits 1."""
 
 class UserError(Exception):
     """An error whose message says what to fix; no traceback is needed to act on it."""
+
+
+class SetupError(UserError, RuntimeError):
+    """A run cannot start: missing augmentation set, weights that cannot be loaded, ..."""

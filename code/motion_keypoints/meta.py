@@ -46,6 +46,43 @@ COCO_17: Tuple[str, ...] = (
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
 
+#: How a keypoint that COCO lacks is initialised from a COCO-trained keypoint predictor (both
+#: families: Keypoint R-CNN's ``ConvTranspose2d`` predictor and the heatmap head): the mean of the
+#: channels (conv weights and bias) of these COCO keypoints, its anatomical neighbours. For a
+#: linear heatmap head, the mean of two channels predicts the mean of their heatmaps (both peaks at
+#: half height), a starting point that fine-tuning sharpens into the midpoint, far better than
+#: random.
+NEIGHBOUR_INIT: Dict[str, Tuple[str, ...]] = {
+    "neck": ("left_shoulder", "right_shoulder"),  # between the shoulders
+    "left_palm": ("left_wrist",),  # next to the wrist
+    "right_palm": ("right_wrist",),
+    "spine2(back)": ("left_shoulder", "right_shoulder", "left_hip", "right_hip"),  # mid torso
+    "spine1(waist)": ("left_hip", "right_hip"),  # between the hips
+    "left_instep": ("left_ankle",),  # next to the ankle
+    "right_instep": ("right_ankle",),
+}
+
+
+def keypoint_transfer_plan(
+    keypoint_names: Sequence[str] = (), source_names: Sequence[str] = COCO_17,
+    neighbour_map: Dict[str, Sequence[str]] = NEIGHBOUR_INIT,
+) -> List[Tuple[str, str, Tuple[int, ...]]]:
+    """The 17 -> K transfer as a plan, per target keypoint ``(name, kind, source indices)``:
+    ``copied`` (one index: the same keypoint in ``source_names``), ``neighbours`` (the mean of
+    these indices, :data:`NEIGHBOUR_INIT`) or ``kept`` (no source: the target keeps its values).
+    Pure data, so any tensor library applies it (:mod:`motion_keypoints.engine.transfer`)."""
+    src = {n: i for i, n in enumerate(source_names)}
+    plan = []
+    for name in keypoint_names or KEYPOINT_NAMES:
+        if name in src:
+            plan.append((name, "copied", (src[name],)))
+        elif name in neighbour_map and all(n in src for n in neighbour_map[name]):
+            plan.append((name, "neighbours", tuple(src[n] for n in neighbour_map[name])))
+        else:
+            plan.append((name, "kept", ()))
+    return plan
+
+
 #: Left/right pairs, as names: detectron2's ``MetadataCatalog.keypoint_flip_map``.
 FLIP_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
     (f"left_{part}", f"right_{part}")

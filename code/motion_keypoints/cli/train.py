@@ -98,7 +98,7 @@ def _setup(args):
 
 def _worker(args, record):
     from ..engine.run import start_run
-    from ..models import train_family
+    from ..models.registry import train_family
 
     cfg = _setup(args)
     start_run(cfg, args, record)

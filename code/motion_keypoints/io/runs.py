@@ -377,6 +377,32 @@ def load_run_info(run_dir: PathLike) -> dict:
     return info
 
 
+#: The family of a run whose ``run_info.json`` has no "family" (written before the heatmap family).
+LEGACY_FAMILY = "rcnn"
+
+
+def family_of_info(info: Mapping) -> str:
+    """The model family a ``run_info.json`` records (:data:`LEGACY_FAMILY` without the key)."""
+    return str(info.get("family") or LEGACY_FAMILY)
+
+
+def read_run_family(run_dir: PathLike) -> str:
+    """The model family of a trained run folder, as its ``run_info.json`` records it. A missing
+    or unreadable ``run_info.json`` is a one-line :class:`RunError`. Which names are known is
+    the model registry's business (:func:`motion_keypoints.models.registry.family_of_run`)."""
+    path = Path(run_dir) / RUN_INFO_FILE
+    if not path.is_file():
+        raise RunError(f"{path} is missing: {run_dir} is not a finished training run "
+                       "(training writes it at the end)")
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: not valid JSON ({exc}); re-run the training") from None
+    if not isinstance(info, dict):
+        raise RunError(f"{path}: not a run record (a JSON object); re-run the training")
+    return family_of_info(info)
+
+
 def split_val_images(run_dir: PathLike) -> List[str]:
     """The validation frames of a run (its ``split.json``)."""
     path = Path(run_dir) / SPLIT_FILE

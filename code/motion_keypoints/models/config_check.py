@@ -85,9 +85,9 @@ def registry(name: str, empty: bool = False) -> Rule:
 def registry_names(name: str) -> List[str]:
     import detectron2.modeling as modeling
 
-    from . import HEATMAP_META_ARCHS  # registered by models/heatmap/meta_arch.py (imports timm)
+    from .registry import family_meta_archs  # registered by the families' modules (timm...)
 
-    extra = list(HEATMAP_META_ARCHS) if name == "META_ARCH" else []
+    extra = family_meta_archs() if name == "META_ARCH" else []
     if name == "ANCHOR_GENERATOR":
         from detectron2.modeling.anchor_generator import ANCHOR_GENERATOR_REGISTRY as reg
     elif name == "ROI_KEYPOINT_HEAD":
@@ -293,7 +293,7 @@ def device_problem(device: str, require: bool, gpus: Optional[int] = None) -> Op
 def weights_problem(weights: str, key: str = "MODEL.WEIGHTS") -> Optional[str]:
     """Why the local weights file cannot be loaded as a checkpoint (a text file, a truncated
     download, ...); None when it can, or when it is a URL or missing (resolved, with their own
-    messages, by :func:`motion_keypoints.engine.run.check_weights`). A zip checkpoint (torch's
+    messages, by :func:`motion_keypoints.engine.weights_check.check_weights`). A zip checkpoint (torch's
     format) is opened memory-mapped, so its tensors are not read."""
     path = Path(str(weights))
     if not str(weights) or "://" in str(weights) or not path.is_file():

@@ -1,5 +1,5 @@
 """Training the heatmap family through the kit's one engine: :class:`HeatmapTrainer` is the
-R-CNN side's :class:`~motion_keypoints.models.rcnn.trainer.Trainer` (competition RMSE evaluator,
+engine's :class:`~motion_keypoints.engine.trainer.Trainer` (competition RMSE evaluator,
 ``model_best.pth``, tracking, ``--resume``, launch, AMP, TensorBoard) with crop data loaders,
 an optional Adam optimizer and ``MODEL.WEIGHTS`` loaded by :func:`.weights.load_pretrained`
 (timm ImageNet HRNet, official pose_hrnet with the 17 → K head transfer, or a kit checkpoint).
@@ -13,11 +13,10 @@ from pathlib import Path
 import torch
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 
-from ...errors import UserError
+from ...engine.trainer import Trainer
+from ...engine.trainer import train as _train
+from ...errors import SetupError, UserError
 from ...meta import KEYPOINT_NAMES
-from ..rcnn.datasets import SetupError
-from ..rcnn.trainer import Trainer
-from ..rcnn.trainer import train as _train
 from . import meta_arch  # noqa: F401  (registers TopDownHeatmap)
 from .data import HeatmapTestMapper, HeatmapTrainMapper
 
@@ -102,10 +101,10 @@ class HeatmapTrainer(Trainer):
 
 
 def train(cfg, resume: bool = False, eval_only: bool = False) -> dict:
-    """Train (or only evaluate) one heatmap run: the R-CNN side's :func:`~..rcnn.trainer.train`
-    (run folder, validation or none, ``run_info.json`` with ``"family": "heatmap"``, summary)
-    with :class:`HeatmapTrainer`."""
-    return _train(cfg, resume=resume, eval_only=eval_only, trainer_cls=HeatmapTrainer)
+    """Train (or only evaluate) one heatmap run: the engine's
+    :func:`~motion_keypoints.engine.trainer.train` (run folder, validation or none,
+    ``run_info.json`` with ``"family": "heatmap"``, summary) with :class:`HeatmapTrainer`."""
+    return _train(cfg, HeatmapTrainer, resume=resume, eval_only=eval_only)
 
 
 __all__ = ["FAMILY", "HeatmapTrainer", "is_kit_checkpoint", "load_weights", "train"]

@@ -26,75 +26,17 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from ...meta import COCO_17
+from ...engine.transfer import (
+    COCO_KEYPOINT_NAMES,
+    NEIGHBOUR_INIT,
+    transfer_keypoint_channels,
+)
 
 logger = logging.getLogger(__name__)
-
-#: The 17 COCO keypoints, in COCO order (the first 17 of the kit's keypoints are these, in order).
-COCO_KEYPOINT_NAMES: Tuple[str, ...] = COCO_17
-
-#: How a keypoint that COCO lacks is initialised from a COCO-trained predictor: the mean of the
-#: channels (conv weights and bias) of these COCO keypoints, its anatomical neighbours. Shared with
-#: Keypoint R-CNN's predictor transfer (same function, other tensor axis). For a linear heatmap
-#: head, the mean of two channels predicts the mean of their heatmaps (both peaks at half height),
-#: a starting point that fine-tuning sharpens into the midpoint, far better than random.
-NEIGHBOUR_INIT: Dict[str, Tuple[str, ...]] = {
-    "neck": ("left_shoulder", "right_shoulder"),  # between the shoulders
-    "left_palm": ("left_wrist",),  # next to the wrist
-    "right_palm": ("right_wrist",),
-    "spine2(back)": ("left_shoulder", "right_shoulder", "left_hip", "right_hip"),  # mid torso
-    "spine1(waist)": ("left_hip", "right_hip"),  # between the hips
-    "left_instep": ("left_ankle",),  # next to the ankle
-    "right_instep": ("right_ankle",),
-}
 
 #: Checkpoint keys of a 17-keypoint heatmap head (official pose_hrnet, MMPose 1.x, MMPose 0.x).
 _HEAD_PREFIXES = ("final_layer.", "head.final_layer.", "keypoint_head.final_layer.")
 _WRAPPER_PREFIXES = ("module.",)
-
-
-def transfer_keypoint_channels(
-    source: torch.Tensor,
-    keypoint_names: Sequence[str],
-    source_names: Sequence[str] = COCO_KEYPOINT_NAMES,
-    neighbour_map: Mapping[str, Sequence[str]] = NEIGHBOUR_INIT,
-    axis: int = 0,
-    init: Optional[torch.Tensor] = None,
-) -> Tuple[torch.Tensor, List[str], List[str], List[str]]:
-    """Per-keypoint tensor over ``source_names`` → the same over ``keypoint_names``.
-
-    ``axis`` is the keypoint axis: 0 for a conv weight ``[K, C, 1, 1]`` or a bias ``[K]``, 1 for
-    Keypoint R-CNN's ``ConvTranspose2d`` predictor ``[C, K, 4, 4]``. A keypoint present in
-    ``source_names`` is copied; one in ``neighbour_map`` gets the mean of its neighbours; any other
-    keeps ``init`` (the target's current values; zeros when not given).
-
-    Returns ``(tensor, copied, from_neighbours, kept)`` with the keypoint names of each kind.
-    """
-    if source.shape[axis] != len(source_names):
-        raise ValueError(
-            f"source has {source.shape[axis]} keypoints on axis {axis}, "
-            f"{len(source_names)} source names given"
-        )
-    shape = list(source.shape)
-    shape[axis] = len(keypoint_names)
-    out = torch.zeros(shape, dtype=source.dtype) if init is None else init.detach().clone()
-    if list(out.shape) != shape:
-        raise ValueError(f"init has shape {tuple(out.shape)}, expected {tuple(shape)}")
-    src_idx = {n: i for i, n in enumerate(source_names)}
-    copied, neighbours, kept = [], [], []
-    for k, name in enumerate(keypoint_names):
-        if name in src_idx:
-            value = source.select(axis, src_idx[name])
-            copied.append(name)
-        elif name in neighbour_map and all(n in src_idx for n in neighbour_map[name]):
-            idx = torch.tensor([src_idx[n] for n in neighbour_map[name]])
-            value = source.index_select(axis, idx).mean(dim=axis)
-            neighbours.append(name)
-        else:
-            kept.append(name)
-            continue
-        out.select(axis, k).copy_(value.to(out.dtype))
-    return out, copied, neighbours, kept
 
 
 @dataclass

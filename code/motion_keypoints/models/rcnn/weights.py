@@ -5,7 +5,8 @@ detectron2 silently drops a COCO checkpoint's keypoint predictor
 bias ``[17]``) because its shape differs from ours (``[512, K, 4, 4]``). The first 17 keypoints of
 the kit are the COCO 17 in COCO order, so :func:`transfer_rcnn_keypoint_head` copies them and
 initialises the others (neck, palms, spine, insteps) from their anatomical neighbours — the same
-rule as the heatmap family (:data:`..heatmap.weights.NEIGHBOUR_INIT`, keypoint axis 1 here).
+rule as the heatmap family (:data:`motion_keypoints.meta.NEIGHBOUR_INIT`, applied by
+:mod:`motion_keypoints.engine.transfer`; keypoint axis 1 here).
 
 Use :class:`KeypointTransferCheckpointer` instead of ``DetectionCheckpointer`` in the trainer: it
 rewrites the predictor before detectron2 compares shapes, and logs one line.
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+from ...engine.transfer import COCO_KEYPOINT_NAMES, transfer_keypoint_channels
 from ...meta import KEYPOINT_NAMES
 
 logger = logging.getLogger("motion_keypoints")
@@ -36,8 +38,6 @@ def transfer_rcnn_keypoint_head(
     to ``len(keypoint_names)`` channels. ``init``: the model's current predictor tensors (kept
     for keypoints without neighbours; zeros otherwise). Returns ``(state, summary line)``; the
     line is None when there was nothing to transfer (already K channels, or no predictor)."""
-    from ..heatmap.weights import COCO_KEYPOINT_NAMES, transfer_keypoint_channels
-
     w_key, b_key = PREDICTOR_PREFIX + "weight", PREDICTOR_PREFIX + "bias"
     if w_key not in state:
         return state, None
