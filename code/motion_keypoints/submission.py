@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .io.problems import DataError, Problem
-from .io.tables import coordinate_problem, parse_number, read_raw_csv
+from .io.schema import TableSchema, check_table, read_raw_csv
 from .meta import KEYPOINT_NAMES
 from .utils import PathLike, atomic_path
 
@@ -29,123 +29,41 @@ def sample_layout(sample_submission: PathLike) -> Tuple[List[str], List[str]]:
     return header, [fields[0].strip() for _, fields in rows]
 
 
+def submission_schema(sample_submission: PathLike) -> TableSchema:
+    """What the grader accepts, from ``sample_submission.csv``: its columns in its order (names
+    exact), every value a finite number, each of its images exactly once (spelled exactly) and
+    no other, rows in its order."""
+    columns, images = sample_layout(sample_submission)
+    name = Path(sample_submission).name
+    return TableSchema(tuple(columns), source=name, need_rows=False, universe=tuple(images),
+                       universe_source=name, row_order=True)
+
+
 def check_submission(
     path: PathLike,
     sample_submission: PathLike,
     warnings: Optional[List[Problem]] = None,
     image_dir: Optional[PathLike] = None,
 ) -> List[Problem]:
-    """Every problem of a submission file compared with ``sample_submission.csv`` (empty: valid).
-
-    Checked as strictly as the grader: columns (missing, extra, duplicated, order, surrounding
-    spaces), each image present exactly once and spelled exactly (no surrounding spaces), no
-    image outside the sample, rows in the sample's order, and every value a finite number.
-    Problems carry the file, line (header: 1) and column.
+    """Every problem of a submission file compared with ``sample_submission.csv`` (empty: valid),
+    found by the kit's one table checker (:func:`motion_keypoints.io.schema.check_table`) under
+    :func:`submission_schema`, as strictly as the grader. Problems carry the file, line (header:
+    1) and column.
 
     Things that are valid but suspicious go to ``warnings`` when a list is given: an all-zero
     submission (the sample's placeholder) and, with ``image_dir`` (the test images), coordinates
     outside their image.
     """
-    name = str(path)
-    expected, expected_images = sample_layout(sample_submission)
-    try:
-        raw_header, rows = read_raw_csv(path, strip_header=False)
-    except DataError as exc:
-        return list(exc.problems)
-
+    schema = submission_schema(sample_submission)
     problems: List[Problem] = []
-    header = [h.strip() for h in raw_header]
-    for raw, col in zip(raw_header, header):
-        if raw != col:
-            problems.append(Problem(name, 1, col, f"column name {raw!r} has surrounding spaces: "
-                                    f"write it as {col!r} (the grader compares names exactly)"))
-    first_seen: Dict[str, int] = {}
-    for j, col in enumerate(header):
-        if col in first_seen:
-            problems.append(
-                Problem(name, 1, col, f"column appears twice (columns {first_seen[col] + 1} and {j + 1})")
-            )
-        else:
-            first_seen[col] = j
-    expected_set = set(expected)
-    for j, col in enumerate(expected):
-        if col not in first_seen:
-            problems.append(
-                Problem(name, 1, col, f"missing column (column {j + 1} of sample_submission.csv)")
-            )
-    for col in first_seen:
-        if col not in expected_set:
-            problems.append(Problem(name, 1, col, "unexpected column: not in sample_submission.csv"))
-    if not problems and header != expected:
-        j = next(i for i, (a, b) in enumerate(zip(header, expected)) if a != b)
-        problems.append(
-            Problem(
-                name, 1, header[j],
-                f"column {j + 1} is {header[j]!r} but sample_submission.csv has {expected[j]!r} "
-                "there: put the columns in sample_submission.csv order",
-            )
-        )
-    if "image" not in first_seen:
-        problems.append(Problem(name, 1, "image", "no 'image' column: rows cannot be checked"))
-        return problems
-
-    image_col = first_seen["image"]
-    value_cols = [(j, c) for c, j in first_seen.items() if c != "image" and c in expected_set]
-    expected_pos = {img: i for i, img in enumerate(expected_images)}
-    seen_at: Dict[str, int] = {}
-    found: List[str] = []
-    values: Dict[str, Tuple[int, Dict[str, float]]] = {}
-    for line, fields in rows:
-        if len(fields) != len(header):
-            problems.append(
-                Problem(name, line, None, f"{len(fields)} fields but the header has {len(header)}")
-            )
-            continue
-        image = fields[image_col].strip()
-        if image and image != fields[image_col]:
-            problems.append(Problem(name, line, "image", f"image name {fields[image_col]!r} has "
-                                    f"surrounding spaces: write it as {image!r}"))
-        if not image:
-            problems.append(Problem(name, line, "image", "empty image name"))
-        elif image in seen_at:
-            problems.append(
-                Problem(name, line, "image", f"duplicate image {image!r} (first at line {seen_at[image]})")
-            )
-        elif image not in expected_pos:
-            problems.append(
-                Problem(name, line, "image", f"image {image!r} is not in sample_submission.csv")
-            )
-        else:
-            seen_at[image] = line
-            found.append(image)
-        cells: Dict[str, float] = {}
-        for j, col in value_cols:
-            why = coordinate_problem(fields[j])
-            if why:
-                problems.append(Problem(name, line, col, why))
-            else:
-                cells[col] = parse_number(fields[j])
-        if image:
-            values.setdefault(image, (line, cells))
-    for i, image in enumerate(expected_images):
-        if image not in seen_at:
-            problems.append(
-                Problem(name, None, "image",
-                        f"missing image {image!r} (line {i + 2} of sample_submission.csv)")
-            )
-    if len(found) == len(expected_images) and found != expected_images:
-        out_of_place = sum(a != b for a, b in zip(found, expected_images))
-        i = next(i for i, (a, b) in enumerate(zip(found, expected_images)) if a != b)
-        problems.append(
-            Problem(
-                name, seen_at[found[i]], "image",
-                f"row order: image {found[i]!r} where sample_submission.csv has "
-                f"{expected_images[i]!r} ({out_of_place} rows out of place): sort the rows in "
-                "sample_submission.csv order",
-            )
-        )
+    table = check_table(path, schema, problems, register=True)
     if warnings is not None:
-        warnings.extend(submission_warnings(name, values, image_dir))
+        values: Dict[str, Tuple[int, Dict[str, float]]] = {}
+        for image, line, row in zip(table.images, table.lines, table.rows):
+            cells = {c: float(v) for c, v in zip(schema.numeric, row) if np.isfinite(v)}
+            if image:
+                values.setdefault(image, (line, cells))
+        warnings.extend(submission_warnings(str(path), values, image_dir))
     return problems
 
 

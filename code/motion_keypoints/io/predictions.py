@@ -20,7 +20,7 @@ from ..meta import COORD_COLUMNS, KEYPOINT_NAMES
 from ..utils import PathLike, atomic_path
 from .problems import DataError, Problem
 from .runs import load_run_info
-from .tables import read_numeric_csv
+from .schema import TableSchema, read_table
 
 #: The splits a run predicts: the test images (sample_submission.csv order) and its validation
 #: frames (split.json).
@@ -32,6 +32,11 @@ BOX_COLUMNS: Tuple[str, ...] = ("box_x1", "box_y1", "box_x2", "box_y2", "box_sco
 PREDICTION_COLUMNS: Tuple[str, ...] = (
     ("image",) + COORD_COLUMNS + SCORE_COLUMNS + BOX_COLUMNS + ("detected", "width", "height")
 )
+#: What :func:`read_predictions` checks with the kit's one table checker: every column of
+#: :data:`PREDICTION_COLUMNS` (others are ignored), numbers finite or empty/``nan`` (no
+#: prediction), unique plain image names.
+PREDICTION_SCHEMA = TableSchema(PREDICTION_COLUMNS, source="PREDICTION_COLUMNS", ordered=False,
+                                exact_names=False, missing_values=True, need_rows=False)
 
 @dataclass
 class RunPredictions:
@@ -83,9 +88,9 @@ def prediction_paths(run_dir: PathLike, split: str, out: Optional[PathLike] = No
 
 def read_predictions(path: PathLike) -> dict:
     """Arrays of a ``predictions_<split>.csv`` (see :data:`PREDICTION_COLUMNS`), validated."""
-    name = str(path)  # read_numeric_csv registers it as an input of the command
-    numeric = PREDICTION_COLUMNS[1:]
-    images, lines, v = read_numeric_csv(path, numeric)
+    name = str(path)
+    table = read_table(path, PREDICTION_SCHEMA)  # registers it as an input of the command
+    images, lines, v = table.images, table.lines, table.values
     ncoord, nkp = len(COORD_COLUMNS), len(KEYPOINT_NAMES)
     coords = v[:, :ncoord].reshape(len(images), nkp, 2)
     scores = v[:, ncoord : ncoord + nkp]
