@@ -1,7 +1,7 @@
 # The set-up commands of the README. Each creates/refreshes .venv first (pinned by constraints.txt).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-LINT := $(PY) -m ruff check code tests benchmarks scripts setup.py
+LINT := $(PY) -m ruff check code tests benchmarks scripts
 
 .PHONY: demo demo-long test test-fast lint env constraints browser
 

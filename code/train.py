@@ -1,4 +1,4 @@
-"""Train one Keypoint R-CNN: python code/train.py --config-file CONFIG [KEY VALUE ...] (motion_keypoints.cli.train)."""
+"""Train one model (either family): python code/train.py --config-file CONFIG [KEY VALUE ...], the same as motion-keypoints train (motion_keypoints.cli.train)."""
 
 from motion_keypoints.cli.train import main
 

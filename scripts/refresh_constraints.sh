@@ -5,11 +5,11 @@
 #   FAST=1 bash scripts/refresh_constraints.sh     # the same with the fast tier only (not for a release)
 #
 # 1. creates a fresh virtual environment (.build/venv-refresh) WITHOUT constraints, so pip picks
-#    the newest versions setup.py allows (torch, torchvision, detectron2 stay pinned by setup_env.sh);
+#    the newest versions pyproject.toml allows (torch, torchvision, detectron2 stay pinned by setup_env.sh);
 # 2. runs ruff and the test suite with it;
 # 3. only when they pass, writes `pip freeze` (less the kit and detectron2, which are built here)
 #    to constraints.txt (atomically). Review `git diff constraints.txt` and commit it.
-# Run it whenever a dependency is added to setup.py.
+# Run it whenever a dependency is added to pyproject.toml.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +24,7 @@ VENV="$VENV" CONSTRAINTS="" bash scripts/setup_env.sh
 PY="$VENV/bin/python"
 
 log "ruff and the test suite with it"
-"$PY" -m ruff check code tests benchmarks scripts setup.py
+"$PY" -m ruff check code tests benchmarks scripts
 if [ -n "${FAST:-}" ]; then
   "$PY" -m pytest -q -m "not slow"
   tier="fast tier (pytest -m 'not slow')"

@@ -4,7 +4,7 @@
 #   bash scripts/setup_env.sh            # torch + torchvision, detectron2 v0.6, the kit and its tools
 #
 # Every pip install runs with `-c constraints.txt`: the exact versions the test suite last passed
-# with, so a machine set up next month gets what CI tested (setup.py lets them float). Refresh it
+# with, so a machine set up next month gets what CI tested (pyproject.toml lets them float). Refresh it
 # with `make constraints` (scripts/refresh_constraints.sh); CONSTRAINTS= (empty) installs without.
 #
 # Re-running is fast: each step is skipped when what it installs is already there with the
@@ -42,7 +42,7 @@ pip_() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a d
 
 # The stamp lists everything that decides the environment: when none of it changed, we are done.
 STAMP="$VENV/.motion-keypoints-stamp"
-want_stamp="$(cat "$ROOT/setup.py" "$ROOT/scripts/setup_env.sh" "$ROOT/scripts/patch_detectron2.py" ${CONSTRAINTS:+"$CONSTRAINTS"} | sha256sum | cut -c1-16) torch=$TORCH_VERSION tv=$TORCHVISION_VERSION constraints=${CONSTRAINTS:+yes}"
+want_stamp="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup_env.sh" "$ROOT/scripts/patch_detectron2.py" ${CONSTRAINTS:+"$CONSTRAINTS"} | sha256sum | cut -c1-16) torch=$TORCH_VERSION tv=$TORCHVISION_VERSION constraints=${CONSTRAINTS:+yes}"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] && "$PY" -c "import detectron2, motion_keypoints" 2>/dev/null; then
   log "environment up to date ($VENV)"
   exit 0

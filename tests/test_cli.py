@@ -2,9 +2,11 @@
 one line and exit 1, usage errors exit 2, bugs keep their traceback."""
 
 import errno
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -220,3 +222,148 @@ def test_demo_out_a_file_is_refused_before_work(tmp_path, capsys):
     assert err.startswith("error: --out") and "is a file" in err
     assert demo_main(["--out", str(tmp_path / "d"), "--submission", str(tmp_path)]) == 1
     assert "--submission" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- one command, shared options
+
+
+def _cli_main(argv):
+    from motion_keypoints.cli.main import main
+
+    return main(argv)
+
+
+def test_one_command_lists_every_command_once(capsys):
+    from motion_keypoints.cli.main import COMMANDS
+
+    assert set(COMMANDS) == set(SCRIPTS)  # every code/<command>.py is a sub-command
+    assert _cli_main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: motion-keypoints COMMAND")
+    for name in SCRIPTS:
+        lines = [ln for ln in out.splitlines() if ln.split()[:1] == [name]]
+        assert len(lines) == 1 and len(lines[0].split()) > 2, (name, out)
+    assert _cli_main([]) == 2  # no command: a usage error with the list
+    assert "commands:" in capsys.readouterr().err
+
+
+def _options(text):
+    return sorted(set(re.findall(r"(?<![\w-])--[a-z][\w-]*", text)))
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_sub_command_help_is_the_command_help(name, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as info:
+        importlib.import_module(f"motion_keypoints.cli.{name}").main(["--help"])
+    assert info.value.code == 0
+    own = capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        _cli_main([name.replace("_", "-"), "--help"])  # either spelling
+    assert info.value.code == 0
+    sub = capsys.readouterr().out
+    assert own.startswith(f"usage: {name}.py ")
+    assert sub.startswith(f"usage: motion-keypoints {name} ")
+    assert _options(sub) == _options(own) and "--help" in _options(own)
+
+
+def test_unknown_command_is_one_error_line_with_the_closest_name(capsys):
+    assert _cli_main(["trian", "--config-file", "x.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert "unknown command 'trian'" in err and "did you mean 'train'" in err
+    assert _cli_main(["zzzz"]) == 1
+    err = capsys.readouterr().err
+    assert "did you mean" not in err and "motion-keypoints --help" in err
+
+
+def test_sub_command_user_mistake_goes_through_the_boundary(tmp_path, capsys):
+    args = ["--pred", str(tmp_path / "nope.csv"), "--truth", str(tmp_path / "t.csv")]
+    assert _cli_main(["evaluate", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "nope.csv" in err
+    assert _cli_main(["--debug", "evaluate", *args]) == 1  # a leading --debug reaches it
+    assert "Traceback" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # usage errors stay argparse's (exit 2)
+        _cli_main(["ensemble", "--method", "vote"])
+    assert info.value.code == 2
+    assert "usage: motion-keypoints ensemble" in capsys.readouterr().err
+
+
+def test_python_m_and_the_console_script_dispatch(tmp_path):
+    import shutil
+
+    script = shutil.which("motion-keypoints", path=str(Path(sys.executable).parent))
+    assert script, "motion-keypoints is not installed: pip install -e . (scripts/setup_env.sh)"
+    pred = _pred_csv(tmp_path / "p.csv")
+    for cmd in ([sys.executable, "-m", "motion_keypoints"], [script]):
+        proc = subprocess.run([*cmd, "smooth", "--pred", str(pred), "--out", str(pred)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("error: --out") and proc.stderr.count("\n") == 1
+        proc = subprocess.run([*cmd, "--help"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0 and "predict_video" in proc.stdout
+
+
+def test_shared_options_parse_as_before():
+    from motion_keypoints.cli import predict, predict_video
+
+    a = predict.build_parser().parse_args(["--run", "R", "--data-root", "D"])
+    assert (a.run, a.data_root, a.workers, a.quiet, a.out, a.tag, a.person_rule, a.batch_size,
+            a.checkpoint, a.split) == ("R", "D", 0, False, None, None, "score", 4, "best", "test")
+    a = predict.build_parser().parse_args(["--run", "R", "--data-root", "D", "--workers", "3",
+                                           "--quiet", "--out", "o.csv", "--person-rule",
+                                           "longest", "--batch-size", "2"])
+    assert (a.workers, a.quiet, a.out, a.person_rule, a.batch_size) == (3, True, "o.csv",
+                                                                        "longest", 2)
+    v = predict_video.build_parser()
+    a = v.parse_args(["clip.mp4", "--runs", "A", "B", "--out", "O"])
+    assert (a.runs, a.out, a.rule, a.batch_size, a.checkpoint, a.quiet) == (
+        ["A", "B"], "O", "track", 4, "best", False)
+    assert v.parse_args(["c", "--runs", "A", "--out", "O", "--rule", "area"]).rule == "area"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--run", "R", "--data-root", "D", "--workers", "-1"],
+    ["--run", "R", "--data-root", "D", "--batch-size", "0"],
+    ["--run", "R", "--data-root", "D", "--person-rule", "at"],  # only from --person-at
+    ["--run", "R"],  # --data-root is required
+    ["--run", "R", "--data-root", "D", "--out", "o.csv", "--tag", "t"],
+])
+def test_shared_options_refuse_as_before(argv, capsys):
+    from motion_keypoints.cli import predict
+
+    with pytest.raises(SystemExit) as info:
+        predict.build_parser().parse_args(argv)
+    assert info.value.code == 2
+    capsys.readouterr()
+
+
+def test_person_at_and_box_are_parsed_once_for_both_commands(capsys):
+    from motion_keypoints.cli import options, predict_video
+
+    p = predict_video.build_parser()
+    assert options.parse_person_at(p, None, None) is None
+    assert options.parse_person_at(p, "10,20.5", None) == [10.0, 20.5]
+    assert options.parse_person_at(p, None, "1,2,30,40") == [1.0, 2.0, 30.0, 40.0]
+    for at, box, says in (("1,2", "1,2,3,4", "not both"), ("1", None, "--person-at 1: give X,Y"),
+                          (None, "5,5,1,1", "X1<X2"), ("a,b", None, "--person-at a,b")):
+        with pytest.raises(SystemExit) as info:
+            options.parse_person_at(p, at, box)
+        assert info.value.code == 2
+        assert says in capsys.readouterr().err
+
+
+def test_no_cli_function_is_over_80_lines():
+    import ast
+
+    long = []
+    for path in sorted((REPO / "code" / "motion_keypoints" / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 80:
+                    long.append(f"{path.name}:{node.name} ({n} lines)")
+    assert not long, long

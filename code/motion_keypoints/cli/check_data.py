@@ -10,29 +10,22 @@ import argparse
 from typing import Sequence
 
 from ..io.images import IMAGE_CHECK_LEVELS
-from ..io.problems import MAX_SHOWN
+from . import options
 from ._run import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="check_data.py",
+    parser = options.command_parser(
+        "check_data", allow_abbrev=False,
         description="Validate a data root (CSVs, image files, keypoints) and print a summary. "
                     "Exit status 0 when the data is usable, 1 with one line per problem otherwise.")
-    parser.add_argument("--data-root", required=True,
-                        help="folder with train_df.csv, sample_submission.csv and images/ "
-                             "(required)")
+    options.add_data_root(parser, purpose="the folder to check")
     parser.add_argument("--check-images", choices=IMAGE_CHECK_LEVELS, default="decode",
                         help="exists: files present; header: sizes read, truncated JPEGs caught; "
                              "decode: every image decoded, also catching corrupt data "
                              "(default: %(default)s)")
-    parser.add_argument("--max-problems", type=int, default=MAX_SHOWN,
-                        help="problems/warnings printed before '... and N more'; 0: all "
-                             "(default: %(default)s)")
-    parser.add_argument("--allow-far-points", action="store_true",
-                        help="accept keypoints further than half the image size outside their "
-                             "image (warnings instead of errors; default: off)")
+    options.add_max_problems(parser)
+    options.add_allow_far_points(parser)
     parser.add_argument("--audit", action="store_true",
                         help="also audit the training labels: rank suspicious annotations "
                              "(left/right swaps, bones far too long, isolated points), write "

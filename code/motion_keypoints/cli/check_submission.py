@@ -3,28 +3,21 @@ the data's sample_submission.csv, naming each problem (exit 1 when invalid)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Sequence
 
-from ..io.problems import MAX_SHOWN
+from . import options
 from ._run import run_command
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="check_submission.py",
+    parser = options.command_parser(
+        "check_submission", allow_abbrev=False,
         description="Validate a submission file against the data's sample_submission.csv.",
     )
     parser.add_argument("file", help="submission CSV to check")
-    parser.add_argument("--data-root", required=True,
-                        help="data folder with sample_submission.csv and images/test_imgs "
-                        "(required)")
-    parser.add_argument(
-        "--max-problems", type=int, default=MAX_SHOWN,
-        help="list at most this many problems/warnings; 0: all (default: %(default)s)",
-    )
+    options.add_data_root(parser, purpose="its sample_submission.csv and images/test_imgs")
+    options.add_max_problems(parser)
     args = parser.parse_args(argv)
     if args.max_problems < 0:
         parser.error(f"--max-problems must be >= 0 (0: all), got {args.max_problems}")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 from ..errors import UserError
+from . import options
 from ._run import run_command
 
 
@@ -301,17 +302,13 @@ def run_demo(plan: DemoPlan, terminal: Optional[bool] = None) -> dict:
 
 
 def _main(argv) -> int:
-    p = argparse.ArgumentParser(
-        allow_abbrev=False, prog="demo.py", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = options.command_parser("demo", __doc__, raw=True, allow_abbrev=False)
     short, long = PROFILES["short"], PROFILES["long"]
     p.add_argument("--long", action="store_true",
                    help=f"a better model, several times longer: {long.n_test} test images, "
                         f"{long.rcnn_iters} R-CNN and {long.heatmap_iters} heatmap iterations "
                         "(default: off)")
-    p.add_argument("--out", default="outputs/demo", metavar="DIR",
-                   help="working folder of the demo (a folder; default: %(default)s)")
+    options.add_out(p, "working folder of the demo", folder=True, default="outputs/demo")
     p.add_argument("--train", type=int, default=None,
                    help=f"synthetic training images (default: {short.n_train})")
     p.add_argument("--test", type=int, default=None,

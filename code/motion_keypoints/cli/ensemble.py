@@ -7,35 +7,15 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from . import options
 from ._run import run_command
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    from ..ensemble.driver import (
-        DEFAULT_MIN_IOU,
-        METHOD_CHOICES,
-        SMOOTH_MODES,
-        SWITCH_CHOICES,
-        WEIGHT_BY,
-        run_ensemble,
-    )
+def _add_fusion_options(parser: argparse.ArgumentParser) -> None:
+    """How the members are fused: method, weights, same-person alignment."""
+    from ..ensemble.driver import DEFAULT_MIN_IOU, METHOD_CHOICES, WEIGHT_BY
     from ..ensemble.fuse import ALIGN_REFERENCES
-    from ..io.predictions import PREDICTION_SPLITS
-    from ..motion.smooth import DEFAULT_MAX_GAP
 
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="ensemble.py",
-        description="Fuse the predictions of several runs of any model family (rcnn, heatmap) "
-        "into a submission (test) or evaluate the fusion on the validation images (val).",
-    )
-    parser.add_argument("--runs", nargs="+", required=True,
-                        help="run folders (outputs/<run>) with predictions_<split>.csv (required)")
-    parser.add_argument("--data-root", required=True,
-                        help="data folder of the predictions (required)")
-    parser.add_argument("--split", default="test", choices=PREDICTION_SPLITS,
-                        help="test: write the submission; val: fuse and score the validation "
-                        "predictions (default: %(default)s)")
     parser.add_argument("--method", default="auto", choices=METHOD_CHOICES,
                         help="fusion of the members' keypoints; auto = the method and member "
                         "weights (mean, median, robust, weighted by RMSE or per keypoint) with the "
@@ -63,6 +43,25 @@ def _main(argv: Sequence[str] | None) -> int:
                         help="same person: the consensus box is the coordinate-wise median of "
                         "the members' boxes, or the medoid (the member box that overlaps the "
                         "others most) (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..ensemble.driver import SMOOTH_MODES, SWITCH_CHOICES
+    from ..io.predictions import PREDICTION_SPLITS
+    from ..motion.smooth import DEFAULT_MAX_GAP
+
+    parser = options.command_parser(
+        "ensemble", allow_abbrev=False,
+        description="Fuse the predictions of several runs of any model family (rcnn, heatmap) "
+        "into a submission (test) or evaluate the fusion on the validation images (val).",
+    )
+    parser.add_argument("--runs", nargs="+", required=True,
+                        help="run folders (outputs/<run>) with predictions_<split>.csv (required)")
+    options.add_data_root(parser, purpose="the one the members predicted")
+    parser.add_argument("--split", default="test", choices=PREDICTION_SPLITS,
+                        help="test: write the submission; val: fuse and score the validation "
+                        "predictions (default: %(default)s)")
+    _add_fusion_options(parser)
     parser.add_argument("--smooth", default=None, choices=SMOOTH_MODES,
                         help="temporal smoothing of the fused predictions (clip/camera/frame "
                         "from the image names; never across gaps or person switches): auto = "
@@ -89,13 +88,20 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--html", action="store_true",
                         help="also write <out stem>_errors.html, one self-contained page with "
                         "the same picture and numbers (default: off)")
-    parser.add_argument("--out", default=None, metavar="FILE",
-                        help="output CSV (a file; default: submissions/submission.csv for test, "
-                        "outputs/ensemble/predictions_val.csv for val); never an input")
+    options.add_out(parser, "output CSV", folder=False,
+                    default_text="submissions/submission.csv for test, "
+                    "outputs/ensemble/predictions_val.csv for val")
     parser.add_argument("--samples", type=int, default=8,
                         help="images per sample grid, 0: none (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the sample images (default: %(default)s)")
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from ..ensemble.driver import run_ensemble
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not 0 < args.min_iou <= 1:
         parser.error(f"--min-iou must be in (0, 1], got {args.min_iou}")

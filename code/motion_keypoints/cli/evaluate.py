@@ -3,10 +3,10 @@ against labels, overall and per keypoint."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Sequence
 
+from . import options
 from ._run import run_command
 
 
@@ -20,9 +20,8 @@ def _main(argv: Sequence[str] | None) -> int:
         short_list,
     )
 
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="evaluate.py", description="RMSE of predictions against labels, overall and per keypoint."
+    parser = options.command_parser(
+        "evaluate", allow_abbrev=False, description="RMSE of predictions against labels, overall and per keypoint."
     )
     parser.add_argument("--pred", required=True, metavar="FILE",
                         help="predictions or submission CSV (required)")
@@ -31,10 +30,10 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--skip-missing", action="store_true",
                         help="leave out images without a prediction (counted) instead of failing "
                         "(default: off)")
-    parser.add_argument("--data-root", default=None, metavar="DIR",
-                        help="data folder for the mean-pose baseline (its training rows other "
-                        "than the evaluated images) and the image sizes (default: the folder of "
-                        "--truth)")
+    options.add_data_root(parser, required=False,
+                          purpose="the mean-pose baseline (its training rows other than the "
+                          "evaluated images) and the image sizes",
+                          default_text="the folder of --truth")
     parser.add_argument("--picture", default=None, metavar="FILE",
                         help="error picture (PNG): per-keypoint and per-camera RMSE bars of the "
                         "predictions and the mean pose, the worst images with truth and "

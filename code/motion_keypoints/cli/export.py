@@ -22,19 +22,16 @@ from pathlib import Path
 from typing import Sequence
 
 from ..export.manifest import FORMATS
-from ..io.runs import CHECKPOINTS
+from . import options
 from ._run import run_command
 
 
 def _main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="export.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="training run folder (outputs/<run>), either family")
+    p = options.command_parser("export", __doc__, raw=True)
+    options.add_run(p)
     p.add_argument("--format", required=True, choices=FORMATS, help="export format")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="folder for the exported files (default: RUN/export)")
-    p.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best",
-                   help="checkpoint of the run (default: %(default)s)")
+    options.add_out(p, "folder for the exported files", folder=True, default_text="RUN/export")
+    options.add_checkpoint(p)
     p.add_argument("--image", default=None, metavar="FILE",
                    help="Keypoint R-CNN runs: the image (with a person) the model is traced and "
                         "checked on (default: the run's first validation or test image)")

@@ -9,9 +9,9 @@ in the competition layout (see :mod:`motion_keypoints.data.synthetic`).
 
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
+from . import options
 from ._run import run_command
 
 
@@ -20,12 +20,9 @@ def _main(argv: Sequence[str] | None) -> int:
     from ..errors import UserError
     from ..io.outputs import check_output_dir, check_output_file, resolve
 
-    ap = argparse.ArgumentParser(
-        description=__doc__, prog="make_synthetic.py",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    ap.add_argument("--out", required=True,
-                    help="data root to write (a folder; created; must be new or synthetic)")
+    ap = options.command_parser("make_synthetic", __doc__, raw=True)
+    options.add_out(ap, "data root to write", folder=True, required=True,
+                    help_suffix="; created; must be new or synthetic")
     ap.add_argument("--train", type=int, default=240, help="training images (default: %(default)s)")
     ap.add_argument("--test", type=int, default=60, help="test images (default: %(default)s)")
     ap.add_argument("--width", type=int, default=1920, help="image width (default: %(default)s)")
@@ -51,7 +48,7 @@ def _main(argv: Sequence[str] | None) -> int:
                          "(default: %(default)s)")
     ap.add_argument("--fps", type=float, default=30.0,
                     help="frame rate of --video (default: %(default)s)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    options.add_quiet(ap, summary=False)
     args = ap.parse_args(argv)
     check_output_dir(args.out, "synthetic data")
     if args.video:

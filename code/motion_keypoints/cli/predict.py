@@ -31,7 +31,7 @@ from typing import Sequence
 from ..export.manifest import BACKENDS
 from ..io.predictions import PREDICTION_SPLITS
 from ..io.runs import CHECKPOINTS, RUN_INFO_FILE, RunError
-from ..motion.select import RULES as PERSON_RULES
+from . import options
 from ._run import run_command
 
 
@@ -68,59 +68,56 @@ def check_run(run: Path, checkpoint: str) -> str:
     return family
 
 
-def _main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="predict.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="training run folder (outputs/<run>), either family")
-    p.add_argument("--data-root", required=True, help="data folder in the competition layout")
+def build_parser() -> argparse.ArgumentParser:
+    p = options.command_parser("predict", __doc__, raw=True)
+    options.add_run(p)
+    options.add_data_root(p, purpose="the images to predict")
     p.add_argument("--split", choices=PREDICTION_SPLITS, default="test",
                    help="images to predict: test, or the run's validation frames "
                         "(default: %(default)s)")
-    p.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best",
-                   help="checkpoint of the run (default: %(default)s)")
+    options.add_checkpoint(p)
     p.add_argument("--flip-tta", action="store_true",
                    help="average with the mirrored image / crop (default: %(default)s)")
     p.add_argument("--boxes-from", default=None, metavar="RCNN_RUN",
                    help="heatmap runs: take each image's person box from this Keypoint R-CNN "
                         "run's predictions_<split>.csv (default: %(default)s: ground-truth boxes "
                         "on --split val, required on test)")
-    p.add_argument("--person-rule", choices=[r for r in PERSON_RULES if r != "at"], default="score",
-                   help="Keypoint R-CNN runs: which detected person an image keeps: score = highest "
-                        "detection score, area = largest box, center = closest to the image "
-                        "centre, track = followed through the frames of each clip and camera "
-                        "(names <clip>_<camera>-<frame>.jpg; other names by score; a frame where "
-                        "only someone else was detected gets no person); largest, central, "
-                        "longest = one tracked person per clip and camera: the largest or most "
-                        "central on average, or the one present longest (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=4,
-                   help="images (R-CNN) or crops (heatmap, x4) per batch (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="data-loading worker processes; 0 = auto from the core count "
-                        "(default: %(default)s)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bars (default: %(default)s)")
+    options.add_person_rule(
+        p, "--person-rule", "score",
+        note=" (Keypoint R-CNN runs; clips and cameras from the names "
+             "<clip>_<camera>-<frame>.jpg, other names by score)")
+    options.add_batch_size(p, "images (R-CNN) or crops (heatmap, x4)")
+    options.add_workers(p, "data-loading worker processes", "from the core count")
+    options.add_quiet(p)
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="torch = the run's checkpoint; onnxruntime = its ONNX export (python "
                         "code/export.py --run RUN --format onnx) (default: %(default)s)")
     p.add_argument("--export-dir", default=None, metavar="DIR",
                    help="--backend onnxruntime: the export folder (default: RUN/export)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--out", default=None, metavar="FILE",
-                       help="write the predictions CSV here instead of RUN/predictions_<split>.csv "
-                            "(default: %(default)s)")
+    options.add_out(where, "write the predictions CSV here instead of RUN/predictions_<split>.csv",
+                    folder=False)
     where.add_argument("--tag", default=None, metavar="NAME",
                        help="write RUN/predictions_<split>_<NAME>.csv beside the default one "
                             "(default: %(default)s)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
-    a = p.parse_args(argv)
-    if a.batch_size < 1:
-        p.error("--batch-size must be at least 1")
-    if a.workers < 0:
-        p.error("--workers must be 0 (auto) or more")
+    return p
+
+
+def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Usage errors (exit 2) that argparse cannot say by itself."""
     if a.tag is not None and not a.tag.replace("-", "").replace("_", "").isalnum():
         p.error(f"--tag {a.tag!r}: use letters, digits, - and _ only")
     if a.out is not None and Path(a.out).suffix.lower() != ".csv":
         p.error(f"--out {a.out}: give a .csv file name")
+    if a.backend != "onnxruntime" and a.export_dir is not None:
+        p.error("--export-dir is for --backend onnxruntime")
+
+
+def _main(argv: Sequence[str]) -> int:
+    p = build_parser()
+    a = p.parse_args(argv)
+    _check_args(p, a)
     run = Path(a.run)
     family = check_run(run, a.checkpoint)
     from ..io.outputs import check_output_file
@@ -138,8 +135,6 @@ def _main(argv: Sequence[str]) -> int:
         from ..export.runtime import OnnxLoader
 
         load_model = OnnxLoader(check_export(run, a.export_dir, a.checkpoint, a.opts))
-    elif a.export_dir is not None:
-        p.error("--export-dir is for --backend onnxruntime")
     if family == "heatmap":
         if a.person_rule != "score":
             raise RunError(f"--person-rule is for Keypoint R-CNN runs; {run} is a heatmap run: "

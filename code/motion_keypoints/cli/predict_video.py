@@ -20,38 +20,27 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from . import options
 from ._run import run_command
 
 
-def _main(argv: Sequence[str]) -> int:
-    from ..io.runs import CHECKPOINTS
+def build_parser() -> argparse.ArgumentParser:
     from ..motion import smooth as S
-    from ..motion.select import RULES
     from ..motion.video import KEYPOINTS_FILE, OVERLAY_FILE, SMOOTH_CHOICES
 
-    p = argparse.ArgumentParser(prog="predict_video.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = options.command_parser("predict_video", __doc__, raw=True)
     p.add_argument("video", help="video file (any codec OpenCV decodes) or a folder of frames "
                                  "(images in name order)")
     p.add_argument("--runs", nargs="+", required=True, help="trained run folders (outputs/<run>): Keypoint R-CNN and heatmap runs; "
                         "the first R-CNN run gives the person and the heatmap runs' boxes")
-    p.add_argument("--out", required=True,
-                   help=f"output folder (a folder): {KEYPOINTS_FILE} and {OVERLAY_FILE}")
-    p.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best",
-                   help="checkpoint of each run (default: %(default)s)")
+    options.add_out(p, f"output folder: {KEYPOINTS_FILE} and {OVERLAY_FILE}", folder=True,
+                    required=True)
+    options.add_checkpoint(p, each=True)
     p.add_argument("--no-flip-tta", action="store_true",
                    help="do not average with the mirrored frame (default: flip TTA on)")
-    p.add_argument("--batch-size", type=int, default=4, help="frames per batch (default: %(default)s)")
-    p.add_argument("--rule", choices=[r for r in RULES if r != "at"], default="track",
-                   help="which person to follow: track = continuity over frames; one tracked "
-                        "identity: largest (on average), central (on average), longest (present "
-                        "longest); or per frame by score, area or center (default: %(default)s)")
-    p.add_argument("--person-at", default=None, metavar="X,Y",
-                   help="follow the person at this pixel of the first frame with anyone in it "
-                        "(their box holds it, or the nearest); replaces --rule")
-    p.add_argument("--person-box", default=None, metavar="X1,Y1,X2,Y2",
-                   help="follow the person whose box best overlaps this box in the first frame "
-                        "with anyone in it; replaces --rule")
+    options.add_batch_size(p, "frames")
+    options.add_person_rule(p, "--rule", "track", note=" and followed")
+    options.add_person_at(p)
     p.add_argument("--smooth", choices=SMOOTH_CHOICES, default=S.DEFAULT_METHOD,
                    help="temporal smoothing, or off (default: %(default)s)")
     p.add_argument("--sigma", type=float, default=S.DEFAULT_PARAMS["gaussian"]["sigma"],
@@ -62,24 +51,17 @@ def _main(argv: Sequence[str]) -> int:
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate: a frames folder's (30 when not given) or to override the "
                         "video's (default: the video's)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (the summary still prints)")
+    options.add_quiet(p)
+    return p
+
+
+def _main(argv: Sequence[str]) -> int:
+    from ..motion.video import KEYPOINTS_FILE, OVERLAY_FILE
+
+    p = build_parser()
     a = p.parse_args(argv)
-    if a.batch_size < 1:
-        p.error("--batch-size must be at least 1")
-    person_at = None
-    for opt, value, count in (("--person-at", a.person_at, 2), ("--person-box", a.person_box, 4)):
-        if value is None:
-            continue
-        if person_at is not None:
-            p.error("give --person-at or --person-box, not both")
-        try:
-            person_at = [float(v) for v in value.split(",")]
-        except ValueError:
-            person_at = []
-        if len(person_at) != count or (count == 4 and not (
-                person_at[0] < person_at[2] and person_at[1] < person_at[3])):
-            p.error(f"{opt} {value}: give {'X,Y' if count == 2 else 'X1,Y1,X2,Y2 with X1<X2, Y1<Y2'}"
-                    " in pixels of the first frame")
+    person_at = options.parse_person_at(p, a.person_at, a.person_box)
+    if person_at is not None:
         a.rule = "at"
 
     from ..console import quiet_library_warnings, setup_console

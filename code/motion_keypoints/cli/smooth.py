@@ -9,10 +9,10 @@ frames at most ``--max-gap`` apart, so a sparse sequence comes out unchanged.
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Sequence
 
+from . import options
 from ._run import run_command
 
 
@@ -31,16 +31,10 @@ def _main(argv: Sequence[str] | None) -> int:
     from ..motion import smooth as S
     from ..utils import atomic_path
 
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="smooth.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = options.command_parser("smooth", __doc__, raw=True, allow_abbrev=False)
     parser.add_argument("--pred", required=True, metavar="FILE",
                         help="predictions or submission CSV to smooth (required)")
-    parser.add_argument("--out", required=True, metavar="FILE",
-                        help="smoothed CSV to write (a file; never an input; required)")
+    options.add_out(parser, "smoothed CSV to write", folder=False, required=True)
     parser.add_argument("--method", choices=S.METHODS, default=S.DEFAULT_METHOD,
                         help="smoother when not tuned (default: %(default)s)")
     parser.add_argument("--sigma", type=float, default=S.DEFAULT_PARAMS["gaussian"]["sigma"],

@@ -30,6 +30,7 @@ from ..console import quiet_library_warnings
 # Before detectron2 or fvcore are imported anywhere in this process (fvcore warns at import).
 quiet_library_warnings()
 
+from . import options  # noqa: E402
 from ._run import run_command  # noqa: E402
 
 EPILOG = """\
@@ -53,8 +54,8 @@ def _default_port() -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The options of detectron2's ``default_argument_parser`` described for this kit, plus
     ``--clear``."""
-    p = argparse.ArgumentParser(
-        prog="train.py",
+    p = options.command_parser(
+        "train",
         description="Train one keypoint model of the ensemble on a data folder (Keypoint R-CNN\n"
         "or heatmap, by the config). Writes the run folder OUTPUT_DIR: checkpoints,\n"
         "model_best.pth, run.json, run_info.json and log.txt (detectron2's complete log).",
