@@ -460,3 +460,35 @@ def test_check_data_far_points_exit_1_unless_allowed(root, capsys):
     err = capsys.readouterr().err
     assert "line 3, column left_ankle_x" in err and "--allow-far-points" in err
     assert check_data_main(["--data-root", str(root), "--allow-far-points"]) == 0
+
+
+# ------------------------------------------------------- the one table checker (issue 18)
+
+
+def test_train_csv_is_read_by_the_one_table_checker(root):
+    rows = read_rows(root / TRAIN)
+    rows[0][1] = f" {rows[0][1]}"  # ' nose_x': one problem, not also an unexpected and a missing column
+    rows[3][0] = rows[1][0]
+    write_rows(root / TRAIN, rows)
+    problems = problems_of(root)
+    assert [str(p).split(": ", 1)[1] for p in problems if Path(p.file).name == TRAIN] == [
+        "line 1, column nose_x: column name ' nose_x' has surrounding spaces: write it as 'nose_x' "
+        "(names are compared exactly)",
+        f"line 4, column image: duplicate image {rows[1][0]!r} (first at line 2): keep one row per "
+        "image",
+    ]
+
+
+def test_check_data_returns_its_lines_and_prints_nothing(root, capsys):
+    from motion_keypoints.data.check import check_data
+
+    result = check_data(root)
+    assert result.code == 0 and result.err == []
+    assert "train: 4 rows" in "\n".join(result.out)
+    set_cell(root / TRAIN, 3, "left_eye_x", "abc")
+    result = check_data(root)
+    assert result.code == 1 and result.out == []
+    assert result.err[0].startswith("check_data: 1 problem(s)")
+    assert result.err[1].endswith("train_df.csv: line 3, column left_eye_x: 'abc' is not a number")
+    assert "check_data.py --data-root" in result.err[-1]
+    assert capsys.readouterr() == ("", "")

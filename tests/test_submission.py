@@ -186,3 +186,31 @@ def test_coordinates_outside_the_image_are_warnings(sample, tmp_path, tmp_path_f
         in text[0]
     assert check_submission_main(["--data-root", str(tmp_path), str(out)]) == 0
     assert capsys.readouterr().err.count("warning: ") == 2
+
+
+# ------------------------------------------------------- the one table checker (issue 18)
+
+
+def test_checker_is_the_tables_schema_with_the_sample_as_universe(sample, tmp_path):
+    from motion_keypoints.io.schema import check_table
+    from motion_keypoints.submission import submission_schema
+
+    schema = submission_schema(sample)
+    assert schema.columns == CSV_COLUMNS and schema.universe == tuple(IMAGES) and schema.row_order
+    lines = good_lines(sample, tmp_path)
+    path = tmp_path / "sub.csv"
+    path.write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:], lines[1]]) + "\n")
+    direct: list = []
+    check_table(path, schema, direct)
+    assert [str(p) for p in check_submission(path, sample)] == [str(p) for p in direct]
+    assert len(direct) == 2, direct  # the duplicate, then the row order
+
+
+def test_image_with_spaces_is_one_problem_not_also_missing(sample, tmp_path):
+    lines = good_lines(sample, tmp_path)
+    lines[2] = lines[2].replace("img_1.jpg", " img_1.jpg", 1)
+    path = tmp_path / "spaces.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert [str(p) for p in check_submission(path, sample)] == [
+        f"{path}: line 3, column image: image name ' img_1.jpg' has surrounding spaces: write it "
+        "as 'img_1.jpg'"]

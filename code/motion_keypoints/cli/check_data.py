@@ -7,6 +7,7 @@ otherwise. The logic is :func:`motion_keypoints.data.check.check_data`.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Sequence
 
 from ..io.images import IMAGE_CHECK_LEVELS
@@ -47,8 +48,13 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.error(f"--audit-top must be >= 0, got {args.audit_top}")
     if args.max_problems < 0:
         parser.error(f"--max-problems must be >= 0 (0: all), got {args.max_problems}")
-    return check_data(args.data_root, args.check_images, args.max_problems, args.audit,
-                      args.audit_out, args.audit_top, allow_far_points=args.allow_far_points)
+    result = check_data(args.data_root, args.check_images, args.max_problems, args.audit,
+                        args.audit_out, args.audit_top, allow_far_points=args.allow_far_points)
+    for line in result.err:
+        print(line, file=sys.stderr)
+    for line in result.out:
+        print(line)
+    return result.code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

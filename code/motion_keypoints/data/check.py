@@ -1,10 +1,12 @@
-"""The logic of ``check_data.py``: validate a data root, print its summary, optionally audit the
-labels. The command line is :mod:`motion_keypoints.cli.check_data`."""
+"""The logic of ``check_data.py``: validate a data root, summarise it, optionally audit the
+labels; the lines to show are returned (only the command line,
+:mod:`motion_keypoints.cli.check_data`, prints)."""
 
 from __future__ import annotations
 
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import List
 
 from ..io.problems import MAX_SHOWN, DataError, format_problems
 from .layout import DataPaths, DataReport, validate_data_root
@@ -43,13 +45,39 @@ def format_report(report: DataReport) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class DataCheck:
+    """What ``check_data.py`` shows: ``out`` (the summary, the audit's findings) for stdout,
+    ``err`` (problems, warnings, the hint) for stderr, and the exit status ``code`` (0: usable)."""
+
+    code: int = 0
+    out: List[str] = field(default_factory=list)
+    err: List[str] = field(default_factory=list)
+
+
+def _audit_lines(data_root, audit_out, audit_top: int) -> List[str]:
+    """Audit the labels, write the findings into ``audit_out``; the lines that say where."""
+    from ..io.outputs import output_dir
+    from .audit import audit as run_audit
+    from .audit_report import format_findings, write_audit
+
+    found = run_audit(data_root)
+    with output_dir(audit_out, "audit", option="--audit-out"):
+        written = write_audit(found, audit_out)
+    return [format_findings(found, audit_top),
+            f"audit: ranked findings in {written['csv']}; {len(found.flagged_images())} "
+            f"pictures in {written['pictures']}; swap fixes to review in "
+            f"{written['overrides']} (copy the rows you accept into "
+            f"{DataPaths.from_root(data_root).overrides})"]
+
+
 def check_data(data_root, check_images: str = "decode", max_shown: int = MAX_SHOWN,
                audit: bool = False, audit_out="outputs/audit", audit_top: int = 20,
-               allow_far_points: bool = False) -> int:
-    """Validate ``data_root`` and print the summary (warnings and problems to stderr); with
-    ``audit``, audit the labels too. 0 when the data is usable, 1 otherwise. ``max_shown``: how
-    many problems/warnings are printed (0: all). The audit's output folder is checked before any
-    work (never an input, a folder, writable)."""
+               allow_far_points: bool = False) -> DataCheck:
+    """Validate ``data_root``: its summary, or its problems and the hint, as lines to show
+    (warnings too); with ``audit``, audit the labels too. ``code`` is 0 when the data is usable,
+    1 otherwise. ``max_shown``: how many problems/warnings are listed (0: all). The audit's output
+    folder is checked before any work (never an input, a folder, writable)."""
     if audit:
         from ..io.outputs import check_output_dir, register_inputs
 
@@ -59,25 +87,12 @@ def check_data(data_root, check_images: str = "decode", max_shown: int = MAX_SHO
         report = validate_data_root(data_root, check_images=check_images,
                                     allow_far_points=allow_far_points)
     except DataError as exc:
-        print(f"check_data: {len(exc.problems)} problem(s) in {data_root}:", file=sys.stderr)
-        for line in format_problems(exc.problems, max_shown):
-            print(line, file=sys.stderr)
-        print(HINT.format(root=data_root), file=sys.stderr)
-        return 1
-    for line in format_problems(report.warnings, max_shown):
-        print(f"warning: {line}", file=sys.stderr)
-    print(format_report(report))
+        return DataCheck(1, err=[f"check_data: {len(exc.problems)} problem(s) in {data_root}:",
+                                 *format_problems(exc.problems, max_shown),
+                                 HINT.format(root=data_root)])
+    result = DataCheck(0, out=[format_report(report)],
+                       err=[f"warning: {line}" for line in format_problems(report.warnings,
+                                                                           max_shown)])
     if audit:
-        from ..io.outputs import output_dir
-        from .audit import audit as run_audit
-        from .audit_report import format_findings, write_audit
-
-        found = run_audit(data_root)
-        with output_dir(audit_out, "audit", option="--audit-out"):
-            written = write_audit(found, audit_out)
-        print(format_findings(found, audit_top))
-        print(f"audit: ranked findings in {written['csv']}; {len(found.flagged_images())} "
-              f"pictures in {written['pictures']}; swap fixes to review in "
-              f"{written['overrides']} (copy the rows you accept into "
-              f"{DataPaths.from_root(data_root).overrides})")
-    return 0
+        result.out += _audit_lines(data_root, audit_out, audit_top)
+    return result
