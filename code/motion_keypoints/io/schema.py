@@ -1,7 +1,10 @@
 """The one table checker of the kit: a :class:`TableSchema` (required columns, their order,
 finite numbers, unique plain image names, the image universe and its order) and
-:func:`check_table`, which every CSV reader goes through (keypoint CSVs in :mod:`.tables`, a
-run's predictions in :mod:`.predictions`, submissions in :mod:`motion_keypoints.submission`).
+:func:`check_table`, which every CSV reader goes through: the keypoint CSVs of a data root
+(:mod:`.tables`), a run's predictions (:mod:`.predictions`), submissions
+(:mod:`motion_keypoints.submission`) and the numeric tables evaluate and smooth read
+(:func:`read_numeric_csv`). ``label_overrides.csv``, one row per corrected keypoint, keeps its
+own reader in :mod:`.tables` (it shares the cell and image-name rules).
 
 Every broken rule is one :class:`Problem` naming file, line (1-based, the header is line 1),
 column and the fix, worded the same whichever reader found it; :class:`DataError` collects all of
@@ -374,7 +377,7 @@ def read_raw_csv(path: PathLike) -> RawCsv:
     return [h.strip() for h in header], rows
 
 
-def read_numeric_csv(path: PathLike, numeric: Sequence[str], source: str = "this reader"
+def read_numeric_csv(path: PathLike, numeric: Sequence[str], source: str = "this command"
                      ) -> Tuple[List[str], List[int], np.ndarray]:
     """``image`` names, their line numbers and a float array (rows, len(numeric)) of a CSV,
     checked by :func:`check_table`: ``image`` and ``numeric`` required (other columns ignored,
