@@ -55,17 +55,16 @@ def check_run(run: Path, checkpoint: str) -> str:
             f" --resume OUTPUT_DIR {run}"
         )
     try:
-        info = json.loads(info_file.read_text())
+        json.loads(info_file.read_text())  # valid JSON, before the checkpoint check
     except json.JSONDecodeError as exc:
         raise RunError(f"{info_file}: not valid JSON ({exc}); re-run the training") from None
     names = [CHECKPOINTS[checkpoint]] + ([CHECKPOINTS["final"]] if checkpoint == "best" else [])
     if not any((run / n).is_file() for n in names):
         raise RunError(f"{run / CHECKPOINTS[checkpoint]} is missing (and no fallback "
                        f"{' / '.join(names[1:]) or 'checkpoint'}): has the training of {run} finished?")
-    family = info.get("family", "rcnn")
-    if family not in ("rcnn", "heatmap"):
-        raise RunError(f"{info_file}: unknown family {family!r} (rcnn or heatmap)")
-    return family
+    from ..models.registry import family_of_run
+
+    return family_of_run(run)  # run_info.json "family", checked against the registry
 
 
 def build_parser() -> argparse.ArgumentParser:

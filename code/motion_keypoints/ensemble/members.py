@@ -14,11 +14,12 @@ from ..data.layout import DataPaths, load_train_df
 from ..evaluation import metrics
 from ..evaluation.evaluate import short_list, training_mean_pose, truth_for
 from ..io.predictions import PREDICTION_SPLITS, RunPredictions, load_member_predictions
-from ..io.runs import SPLIT_FILE, split_val_images
+from ..io.runs import SPLIT_FILE, family_of_info, split_val_images
 from ..meta import FLIP_PAIRS, KEYPOINT_NAMES
+from ..models.registry import family_names
 from ..utils import PathLike
 from .fuse import EnsembleError
-from .options import FAMILY_ORDER, Plan
+from .options import Plan
 
 
 def _names_difference(a: Sequence[str], b: Sequence[str]) -> str | None:
@@ -201,17 +202,19 @@ def _labels(runs: Sequence[PathLike]) -> List[str]:
 
 
 def member_family(info: dict) -> str:
-    """The model family of a run (``run_info.json`` "family"; runs written before the heatmap
-    family have no key and are R-CNN runs)."""
-    return str(info.get("family") or "rcnn")
+    """The model family of a run (``run_info.json`` "family", :func:`..io.runs.family_of_info`:
+    runs written before the heatmap family have no key and are R-CNN runs)."""
+    return family_of_info(info)
 
 
 def family_order(families: Sequence[str]) -> List[int]:
-    """Member indices grouped by family (:data:`FAMILY_ORDER` first), given order within one."""
-    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    """Member indices grouped by family (the registry's families first, in its order), given
+    order within one."""
+    order = family_names()
+    rank = {f: i for i, f in enumerate(order)}
     firsts: Dict[str, int] = {}
     for i, f in enumerate(families):
-        firsts.setdefault(f, len(FAMILY_ORDER) + i)
+        firsts.setdefault(f, len(order) + i)
     return sorted(range(len(families)), key=lambda i: (rank.get(families[i], firsts[families[i]]), i))
 
 

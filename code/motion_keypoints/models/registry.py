@@ -49,6 +49,8 @@ class Family:
     trainer: EntryPoint = None
     predictor: EntryPoint = None
     video_member: EntryPoint = None
+    #: Whether its runs' predictions give person boxes to top-down families (``--boxes-from``).
+    person_boxes: bool = False
     description: str = ""
 
     def load(self, part: str) -> Any:
@@ -137,6 +139,11 @@ def family_meta_archs(exclude: str = DEFAULT_FAMILY) -> List[str]:
     return [a for f in _FAMILIES.values() if f.name != exclude for a in f.meta_archs]
 
 
+def box_families() -> Tuple[str, ...]:
+    """The families whose runs' predictions give person boxes (``--boxes-from``)."""
+    return tuple(f.name for f in _FAMILIES.values() if f.person_boxes)
+
+
 def family_of_run(run) -> str:
     """The family of a trained run folder (its ``run_info.json``); an unknown name is a
     one-line RunError naming the known ones."""
@@ -196,7 +203,7 @@ def config_rules(cfg_family: str) -> dict:
 _PKG = "motion_keypoints"
 
 register(Family(
-    "rcnn", ("GeneralizedRCNN",), description="Keypoint R-CNN (detectron2)",
+    "rcnn", ("GeneralizedRCNN",), description="Keypoint R-CNN (detectron2)", person_boxes=True,
     model_rules=f"{_PKG}.models.config_check:RCNN_KEY_RULES",
     trainer=f"{_PKG}.models.rcnn.trainer:train",
     predictor=f"{_PKG}.models.rcnn.predictor:predict_run",

@@ -22,21 +22,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ...data.layout import DataPaths, load_train_df, validate_data_root
+from ...data.layout import DataPaths, load_train_df
 from ...engine.checkpoint import build_eval_model
+from ...engine.inference import (
+    check_prediction_data,
+    images_of_split,
+    load_run_config,
+    predictions_file,
+)
 from ...evaluation.metrics import rmse, scale_pose
 from ...geometry import box_from_points, to_continuous
-from ...io.outputs import check_output_file, register_inputs, remove_output
-from ...io.predictions import (
-    predict_command,
-    prediction_frame,
-    prediction_paths,
-    read_predictions,
-    write_predictions,
-)
-from ...io.runs import RUN_INFO_FILE, RunError, split_val_images
+from ...io.predictions import predict_command, read_predictions
+from ...io.runs import RUN_INFO_FILE, RunError, family_of_info, split_val_images
 from ...io.tables import keypoints_array
-from ..rcnn.predictor import images_of_split, load_run_config
+from ..registry import box_families
 from .data import HeatmapTestMapper
 
 logger = logging.getLogger("motion_keypoints")
@@ -53,11 +52,11 @@ def check_boxes_run(boxes_run) -> None:
         raise RunError(f"--boxes-from {boxes_run}: {info_file.name} is missing, so it is not a "
                        "finished training run; give a trained Keypoint R-CNN run folder")
     try:
-        family = json.loads(info_file.read_text()).get("family", "rcnn")
+        family = family_of_info(json.loads(info_file.read_text()))
     except (ValueError, AttributeError):
         raise RunError(f"--boxes-from {boxes_run}: {info_file} is not valid JSON; give a trained "
                        "Keypoint R-CNN run folder") from None
-    if family != "rcnn":
+    if family not in box_families():  # Keypoint R-CNN runs
         raise RunError(f"--boxes-from {boxes_run} is a {family} run ({info_file}): person boxes "
                        "come from a Keypoint R-CNN run; give one (e.g. outputs/tiny-cpu), "
                        "predicted on the same split")
@@ -165,92 +164,92 @@ def _rmse_of(persons: Sequence[dict], truth: np.ndarray) -> float:
     return rmse(np.array([p["keypoints"] for p in persons]), truth)
 
 
+def _person_boxes(run: Path, data_root: Path, split: str, names: Sequence[str],
+                  img_sizes: np.ndarray, margin: float, boxes_from, gt_boxes) -> dict:
+    """Each image's person box: the ``boxes_from`` run's (fallback boxes where it found nobody),
+    else the ground truth (validation), else a one-line RunError."""
+    if boxes_from is not None:
+        b = load_boxes(boxes_from, split, names, data_root)
+        boxes, scores = b["boxes"].copy(), b["scores"].copy()
+        missing = ~b["detected"] | ~np.isfinite(boxes).all(axis=1)
+        if missing.any():
+            boxes[missing] = fallback_boxes(run, data_root, img_sizes[missing], margin)
+            scores[missing] = 0.0
+        return {"boxes": boxes, "scores": scores, "fallback": int(missing.sum()),
+                "source": f"boxes of {Path(boxes_from).name}"}
+    if gt_boxes is not None:
+        return {"boxes": gt_boxes, "scores": np.ones(len(names)), "fallback": 0,
+                "source": "ground-truth boxes"}
+    raise RunError(
+        f"{run} is a heatmap run: it needs person boxes for the {split} split; pass "
+        f"--boxes-from outputs/<Keypoint R-CNN run> (predicted with: "
+        f"{predict_command('outputs/<rcnn run>', data_root, split)})"
+    )
+
+
+def _validation(summary: dict, predict, res: dict, truth: np.ndarray, gt_boxes: np.ndarray,
+                flip_tta: bool, borrowed: bool) -> None:
+    """The validation RMSEs into ``summary`` (on the boxes used; without flip test; on the
+    ground-truth boxes when the boxes were borrowed), logged as one line."""
+    summary["val_rmse"] = _rmse_of(res["flip"] if flip_tta else res["plain"], truth)
+    line = f"validation RMSE on {summary['boxes']}: {summary['val_rmse']:.3f}"
+    if flip_tta:
+        summary["val_rmse_noflip"] = _rmse_of(res["plain"], truth)
+        line += f" (without flip test {summary['val_rmse_noflip']:.3f})"
+    if borrowed:
+        gt = predict(gt_boxes, np.ones(len(gt_boxes)))
+        summary["val_rmse_gt_boxes"] = _rmse_of(gt["flip"] if flip_tta else gt["plain"], truth)
+        line += f"; on ground-truth boxes {summary['val_rmse_gt_boxes']:.3f}"
+    logger.info("%s", line)
+
+
 def predict_run(
     run, data_root, split: str = "test", checkpoint: str = "best", flip_tta: bool = False,
     batch_size: int = 16, num_workers: int = 0, boxes_from=None, opts: Sequence[str] = (),
     progress: bool = True, out=None, tag=None, load_model=None,
 ) -> dict:
     """Predict a split with a heatmap run and write its predictions CSV(s) (``out``, else
-    ``<run>/predictions_<split>[_<tag>].csv``). Returns a summary
+    ``<run>/predictions_<split>[_<tag>].csv``, through the engine's
+    :func:`~motion_keypoints.engine.inference.predictions_file`). Returns a summary
     (with ``val_rmse`` and ``val_rmse_gt_boxes`` on the validation split). ``load_model``:
     ``cfg -> model`` of another backend (the ONNX export:
     :class:`motion_keypoints.export.runtime.OnnxLoader`); default the run's torch checkpoint."""
+    from ...io.images import image_size
     from . import meta_arch  # noqa: F401  (registers TopDownHeatmap)
 
     run, data_root = Path(run), Path(data_root)
-    validate_data_root(  # labels were judged at training; predict does not re-judge them
-        data_root, check_images=False, splits=("train", "test"), allow_far_points=True
-    )
-    option = "--run" if out is None else "--out"
-    out, noflip = prediction_paths(run, split, out, tag)
-    register_inputs(data_root, *(run / n for n in ("run_info.json", "config.yaml",
-                                                    "model_best.pth", "model_final.pth")))
-    for path in (out, noflip) if flip_tta else (out,):  # before any work
-        check_output_file(path, "predictions", option)
+    check_prediction_data(data_root)
+    files = predictions_file(run, split, out, tag, flip_tta, data_root)  # checked before any work
     cfg = load_run_config(run, checkpoint, opts)
     names, image_dir = images_of_split(run, data_root, split)
-    from ...io.images import image_size
-
     img_sizes = np.array([image_size(image_dir / n) for n in names], dtype=np.float64)
-
-    gt_boxes = None
-    if split == "val":
-        truth = _truth(data_root, names)
-        gt_boxes = np.array([to_continuous(box_from_points(p, cfg.DATA.BBOX_MARGIN).reshape(2, 2))
-                             .reshape(-1) for p in truth])
-    n_fallback = 0
-    if boxes_from is not None:
-        b = load_boxes(boxes_from, split, names, data_root)
-        boxes, scores = b["boxes"].copy(), b["scores"].copy()
-        missing = ~b["detected"] | ~np.isfinite(boxes).all(axis=1)
-        n_fallback = int(missing.sum())
-        if n_fallback:
-            boxes[missing] = fallback_boxes(run, data_root, img_sizes[missing], cfg.DATA.BBOX_MARGIN)
-            scores[missing] = 0.0
-        source = f"boxes of {Path(boxes_from).name}"
-    elif gt_boxes is not None:
-        boxes, scores, source = gt_boxes, np.ones(len(names)), "ground-truth boxes"
-    else:
-        raise RunError(
-            f"{run} is a heatmap run: it needs person boxes for the {split} split; pass "
-            f"--boxes-from outputs/<Keypoint R-CNN run> (predicted with: "
-            f"{predict_command('outputs/<rcnn run>', data_root, split)})"
-        )
-
+    truth = _truth(data_root, names) if split == "val" else None
+    gt_boxes = None if truth is None else np.array(
+        [to_continuous(box_from_points(p, cfg.DATA.BBOX_MARGIN).reshape(2, 2)).reshape(-1)
+         for p in truth])
+    boxes = _person_boxes(run, data_root, split, names, img_sizes, cfg.DATA.BBOX_MARGIN,
+                          boxes_from, gt_boxes)
     model = build_eval_model(cfg, load_model)  # load_model: another backend (export.runtime)
+
+    def predict(b, scores, show=False):
+        return predict_crops(cfg, model, _records(image_dir, names, b, scores), batch_size,
+                             num_workers, flip_tta, show)
+
     t0 = time.perf_counter()
-    res = predict_crops(cfg, model, _records(image_dir, names, boxes, scores), batch_size,
-                        num_workers, flip_tta, progress)
+    res = predict(boxes["boxes"], boxes["scores"], progress)
     seconds = time.perf_counter() - t0
-    if flip_tta:
-        write_predictions(prediction_frame(names, res["plain"], res["sizes"]), noflip, option)
-        final = res["flip"]
-    else:
-        final = res["plain"]
-        remove_output(noflip)  # a stale one of an earlier run with flip TTA
-    write_predictions(prediction_frame(names, final, res["sizes"]), out, option)
+    files.write(names, res["plain"], res["flip"], res["sizes"])
     summary = {
-        "run": str(run), "split": split, "images": len(names), "fallback_boxes": n_fallback,
-        "flip_tta": flip_tta, "seconds": seconds, "out": str(out), "boxes": source,
+        "run": str(run), "split": split, "images": len(names), "fallback_boxes": boxes["fallback"],
+        "flip_tta": flip_tta, "seconds": seconds, "out": str(files.out), "boxes": boxes["source"],
         "no_peak_keypoints": int(model.no_peak_count),
     }
-    print(
-        f"predicted {len(names)} {split} images with {run.name} ({checkpoint}"
-        f"{', flip TTA' if flip_tta else ''}, {source}) in {seconds:.1f}s: "
-        f"{n_fallback} fallback boxes (mean training pose; nobody detected) -> {out}"
-    )
-    if split == "val":
-        summary["val_rmse"] = _rmse_of(final, truth)
-        line = f"validation RMSE on {source}: {summary['val_rmse']:.3f}"
-        if flip_tta:
-            summary["val_rmse_noflip"] = _rmse_of(res["plain"], truth)
-            line += f" (without flip test {summary['val_rmse_noflip']:.3f})"
-        if boxes_from is not None:
-            gt = predict_crops(cfg, model, _records(image_dir, names, gt_boxes, np.ones(len(names))),
-                               batch_size, num_workers, flip_tta, progress=False)
-            summary["val_rmse_gt_boxes"] = _rmse_of(gt["flip"] if flip_tta else gt["plain"], truth)
-            line += f"; on ground-truth boxes {summary['val_rmse_gt_boxes']:.3f}"
-        print(line)
+    logger.info("predicted %d %s images with %s (%s%s, %s) in %.1fs: %d fallback boxes (mean "
+                "training pose; nobody detected) -> %s", len(names), split, run.name, checkpoint,
+                ", flip TTA" if flip_tta else "", boxes["source"], seconds, boxes["fallback"],
+                files.out)
+    if truth is not None:
+        _validation(summary, predict, res, truth, gt_boxes, flip_tta, boxes_from is not None)
     return summary
 
 
@@ -260,7 +259,7 @@ __all__ = ["fallback_boxes", "load_boxes", "predict_run"]
 # ------------------------------------------------------------------ in-memory frames (video)
 def load_heatmap_model(run, checkpoint: str = "best", opts: Sequence[str] = ()):
     """``(cfg, model)`` of a trained heatmap run folder, as :func:`predict_run` loads it
-    (:func:`~motion_keypoints.models.rcnn.predictor.load_run_config`, ``build_model``, eval mode,
+    (:func:`~motion_keypoints.engine.inference.load_run_config`, ``build_model``, eval mode,
     weights loaded). A user's mistake (no run, no checkpoint...) is a one-line ``RunError``."""
     from . import meta_arch  # noqa: F401  (registers TopDownHeatmap)
 

@@ -33,17 +33,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ...data.layout import DataPaths, validate_data_root
-from ...geometry import box_iou, flip_box, flip_points, from_continuous
-from ...io.outputs import check_output_file, register_inputs, remove_output
-from ...io.predictions import (
-    PREDICTION_SPLITS,
-    prediction_frame,
-    prediction_paths,
-    write_predictions,
+from ...engine.inference import (
+    check_prediction_data,
+    images_of_split,
+    load_run_config,
+    predictions_file,
 )
-from ...io.runs import CHECKPOINTS, RUN_INFO_FILE, SPLIT_FILE, RunError, split_val_images
-from ...io.tables import read_keypoint_csv
+from ...geometry import box_iou, flip_box, flip_points, from_continuous
 from ...meta import FLIP_INDEX
 from ...motion.select import IDENTITY_RULES, select_person, select_track
 from ...motion.select import RULES as _RULES
@@ -338,80 +334,6 @@ def _torch_threads(n: int):
         torch.set_num_threads(old)
 
 
-def load_run_config(run: Path, checkpoint: str = "best", opts: Sequence[str] = ()):
-    """Config and weights file of a trained run folder.
-
-    A user's mistake is a one-line :class:`motion_keypoints.io.runs.RunError` naming the file
-    and what to do: no such folder, no ``config.yaml`` or ``run_info.json`` (not a finished
-    run), an unknown checkpoint name, a missing checkpoint file, a checkpoint that belongs to
-    another run (:func:`motion_keypoints.engine.checkpoint.check_checkpoint_run`; one that
-    records no run is used with a warning). ``best`` without ``model_best.pth`` (a run without
-    validation) uses ``model_final.pth`` with a warning."""
-    from .config import setup_cfg
-
-    run = Path(run)
-    train = f"python code/train.py --config-file CONFIG OUTPUT_DIR {run}"
-    if not run.is_dir():
-        what = "is a file, not a run folder" if run.exists() else "no such run folder"
-        raise RunError(f"--run {run}: {what}; give a training run folder (outputs/<run>) or "
-                       f"train one: {train}")
-    cfg_file = run / "config.yaml"
-    if not cfg_file.is_file():
-        raise RunError(f"{cfg_file} is missing: {run} is not a training run; train it first: "
-                       f"{train}")
-    info_file = run / RUN_INFO_FILE
-    if not info_file.is_file():
-        raise RunError(
-            f"{info_file} is missing: {run} is not a finished training run (training writes it "
-            f"at the end); finish it: python code/train.py --config-file {cfg_file} --resume "
-            f"OUTPUT_DIR {run}"
-        )
-    if checkpoint not in CHECKPOINTS:
-        raise RunError(f"--checkpoint {checkpoint}: unknown checkpoint of {run}; valid: "
-                       f"{', '.join(CHECKPOINTS)}")
-    weights = run / CHECKPOINTS[checkpoint]
-    if checkpoint == "best" and not weights.is_file():
-        final = run / CHECKPOINTS["final"]
-        if not final.is_file():
-            raise RunError(f"{weights} and {final} are missing: {run} has no checkpoint; "
-                           f"finish its training: python code/train.py --config-file {cfg_file} "
-                           f"--resume OUTPUT_DIR {run}")
-        logger.warning("%s has no model_best.pth (no validation?): using model_final.pth", run)
-        weights = final
-    if not weights.is_file():
-        others = [n for k, n in CHECKPOINTS.items() if k != checkpoint and (run / n).is_file()]
-        hint = (f"use --checkpoint {next(k for k, n in CHECKPOINTS.items() if n == others[0])}"
-                if others else f"finish its training: python code/train.py --config-file "
-                f"{cfg_file} --resume OUTPUT_DIR {run}")
-        raise RunError(f"{weights} is missing: {hint}")
-    from ...engine.checkpoint import check_checkpoint_run
-
-    cfg = setup_cfg(str(cfg_file), ["MODEL.WEIGHTS", str(weights), *opts], freeze=False)
-    if Path(cfg.MODEL.WEIGHTS).is_file():  # the run's checkpoint, or a MODEL.WEIGHTS override
-        check_checkpoint_run(cfg.MODEL.WEIGHTS, run)  # another run's: refused
-    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        cfg.MODEL.DEVICE = "cpu"
-    cfg.freeze()
-    return cfg
-
-
-def images_of_split(run: Path, data_root: Path, split: str) -> tuple:
-    """(image names, image folder) of a prediction split: test = sample_submission order, val =
-    the run's validation frames (its split.json)."""
-    paths = DataPaths.from_root(data_root)
-    if split == "test":
-        sub = read_keypoint_csv(paths.sample_submission)
-        return list(sub["image"]), paths.test_images
-    if split == "val":
-        names = split_val_images(run)
-        if not names:
-            raise RunError(f"--split val: {run} was trained without validation (its "
-                           f"{SPLIT_FILE} has no validation frames: DATA.VAL_FRACTION 0), so "
-                           "there is nothing to predict; predict --split test")
-        return names, paths.train_images
-    raise ValueError(f"unknown split {split!r}; valid: {', '.join(PREDICTION_SPLITS)}")
-
-
 def predict_images(
     cfg, files: List[Path], batch_size: int = 4, num_workers: int = 0, flip_tta: bool = False,
     progress: bool = True, person_rule: str = DEFAULT_PERSON_RULE, load_model=None,
@@ -492,16 +414,10 @@ def predict_run(
     if person_rule not in PERSON_RULES:
         raise ValueError(f"unknown person rule {person_rule!r}; choose one of "
                          f"{', '.join(PERSON_RULES)}")
-    validate_data_root(  # labels were judged at training; predict does not re-judge them
-        data_root, check_images=False, splits=("train", "test"), allow_far_points=True
-    )
+    check_prediction_data(data_root)
     cfg = load_run_config(run, checkpoint, opts)
-    option = "--run" if out is None else "--out"
-    out, noflip = prediction_paths(run, split, out, tag)
-    register_inputs(data_root, *(run / n for n in (RUN_INFO_FILE, "config.yaml",
-                                                    *CHECKPOINTS.values())))
-    for path in (out, noflip) if flip_tta else (out,):  # before any work
-        check_output_file(path, "predictions", option)
+    files = predictions_file(run, split, out, tag, flip_tta, data_root)
+    out = files.out
     names, image_dir = images_of_split(run, data_root, split)
     t0 = time.perf_counter()
     res = predict_images(
@@ -509,13 +425,9 @@ def predict_run(
         person_rule=person_rule, load_model=load_model,
     )
     seconds = time.perf_counter() - t0
-    if flip_tta:
-        write_predictions(prediction_frame(names, res["plain"], res["sizes"]), noflip, option)
-        final, instances = res["flip"], res["instances"]["flip"]
-    else:
-        final, instances = res["plain"], res["instances"]["plain"]
-        remove_output(noflip)  # a stale one of an earlier run with flip TTA
-    write_predictions(prediction_frame(names, final, res["sizes"]), out, option)
+    files.write(names, res["plain"], res["flip"], res["sizes"])
+    final, instances = (res["flip"], res["instances"]["flip"]) if flip_tta else (
+        res["plain"], res["instances"]["plain"])
     missed = sum(p is None for p in final)
     dropped = sum(p is None and len(inst) > 0 for p, inst in zip(final, instances))
     several = sum(len(inst) > 1 for inst in instances)
@@ -528,9 +440,9 @@ def predict_run(
     if person_rule == "track":
         rule_note += (f" ({res['fallback']} images by score: name not <clip>_<camera>-<frame>; "
                       f"{dropped} where the followed person was missed)")
-    print(
-        f"predicted {len(names)} {split} images with {run.name} ({checkpoint}"
-        f"{', flip TTA' if flip_tta else ''}) in {seconds:.1f}s: {missed} without a person, "
-        f"{several} with several; {rule_note} -> {out}"
+    logger.info(
+        "predicted %d %s images with %s (%s%s) in %.1fs: %d without a person, %d with several; "
+        "%s -> %s", len(names), split, run.name, checkpoint, ", flip TTA" if flip_tta else "",
+        seconds, missed, several, rule_note, out,
     )
     return summary
