@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 import random
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
-PathLike = Union[str, os.PathLike]
+from .files import PathLike as PathLike
+from .files import file_sha256 as file_sha256
 
 
 @contextlib.contextmanager
@@ -32,14 +31,6 @@ def atomic_path(path: PathLike, kind: str = "output", option: str = "--out") -> 
 def atomic_write_text(path: PathLike, text: str, kind: str = "output", option: str = "--out") -> None:
     with atomic_path(path, kind, option) as tmp:
         tmp.write_text(text)
-
-
-def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def seed_everything(seed: int) -> None:

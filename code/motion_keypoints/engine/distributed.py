@@ -31,7 +31,7 @@ def requested_device(config_file: str, opts: Sequence[str] = ()) -> str:
     if asked:
         return str(asked[-1])
     if config_file and Path(config_file).is_file():  # else setup_cfg's error names it
-        from ..models.rcnn.config import CfgNode  # resolves the model_zoo: bases
+        from .config import CfgNode  # resolves the model_zoo: bases
 
         data = CfgNode.load_yaml_with_base(str(config_file), allow_unsafe=False)
         device = (data.get("MODEL") or {}).get("DEVICE")

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Dict, Optional
 
-from ..utils import file_sha256
+from ..files import file_sha256
 
 logger = logging.getLogger("motion_keypoints")
 

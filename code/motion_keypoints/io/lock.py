@@ -25,44 +25,15 @@ import fcntl
 import os
 import socket
 from pathlib import Path
-from typing import Dict, Optional, Set
+from typing import Optional
 
 from ..errors import UserError
-from ..utils import PathLike
-
-LOCK_FILE = ".lock"
-
-#: Run folders held by this process (resolved path -> its lock).
-_HELD: Dict[Path, RunLock] = {}
+from ..files import PathLike
+from .held import _HELD, HELD_ENV, LOCK_FILE, held_runs
 
 
 class RunLockedError(UserError, RuntimeError):
     """Another process holds the run folder; the message names it and what to do."""
-
-
-#: Set by a holder for the processes it starts (``--num-gpus N`` workers are spawned, not
-#: forked): ``<pid>=<run folder>`` entries separated by os.pathsep.
-HELD_ENV = "MOTION_KEYPOINTS_RUN_LOCKS"
-
-
-def held_runs() -> Set[Path]:
-    """The run folders (resolved) this process holds a :class:`RunLock` on, and those its
-    launching process holds right now (a training's worker processes write into its run)."""
-    held = set(_HELD)
-    for entry in filter(None, os.environ.get(HELD_ENV, "").split(os.pathsep)):
-        pid, _, folder = entry.partition("=")
-        if folder and _holder_pid(Path(folder)) == pid:
-            held.add(Path(folder))
-    return held
-
-
-def _holder_pid(run_dir: Path) -> Optional[str]:
-    try:
-        text = (run_dir / LOCK_FILE).read_text()
-    except OSError:
-        return None
-    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return fields.get("pid")
 
 
 def _publish() -> None:

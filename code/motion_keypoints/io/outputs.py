@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 from ..errors import UserError
-from ..utils import file_sha256
+from ..files import file_sha256
 
 # The ledger lives in io/ledger.py; its public names stay importable from here (to change a
 # setting such as LEDGER_COMPACT_BYTES, set it on motion_keypoints.io.ledger).
@@ -219,10 +219,8 @@ def _still(path: Path, key: Tuple[int, int]) -> bool:
 
 
 def _held_runs() -> Set[Path]:
-    try:
-        from .lock import held_runs
-    except ImportError:  # pragma: no cover - the lock module is part of the kit
-        return set()
+    from .held import held_runs
+
     return {resolve(r) for r in held_runs()}
 
 
