@@ -55,6 +55,7 @@ def write_config(tmp_path, sets, name="aug.yaml", **top):
 def build(root, out, config, **kw):
     kw.setdefault("workers", 1)
     kw.setdefault("progress", False)
+    kw.setdefault("echo", print)  # the library's console lines, as the command prints them
     return build_sets(root, out, list(config.sets), config=config, **kw)
 
 
@@ -594,3 +595,33 @@ def test_config_file_flag_and_workers_auto(synthetic_data, tmp_path, capsys):
         augmentation_main(["--data-root", str(synthetic_data), "--sets", "mine", "--config",
                            str(cfg)])
     assert info.value.code == 2
+
+
+def test_build_sets_logs_its_lines_without_a_printer(synthetic_data, tmp_path):
+    """Issue 18: the library never prints; its lines go to ``echo`` (a command's printer) or,
+    without one, to the log."""
+    import logging
+
+    from motion_keypoints.augment.render import describe_set
+
+    config = write_config(tmp_path, {"small": SMALL_SET})
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    log = logging.getLogger("motion_keypoints.augment.render")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        [summary] = build_sets(synthetic_data, tmp_path / "out", ["small"], config=config,
+                               workers=1, limit=2, progress=False)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    assert [r.getMessage() for r in records] == [describe_set(summary)]
+    assert describe_set(summary).startswith(
+        f"small-limit2: {2 * SMALL_PER_IMAGE} images from 2 sources ({2 * SMALL_PER_IMAGE} "
+        "rendered, 0 already done) in ")
+    printed = []
+    build(synthetic_data, tmp_path / "out", config, limit=2, echo=printed.append)
+    assert len(printed) == 1 and f"(0 rendered, {2 * SMALL_PER_IMAGE} already done)" in printed[0]

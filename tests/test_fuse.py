@@ -208,3 +208,19 @@ def test_left_right_alignment_leaves_consistent_members_and_missing_values_alone
         align_left_right(members, flip_index=[0] * K)
     with pytest.raises(ValueError, match="anchor"):
         align_left_right(members, anchor=5)
+
+
+# --------------------------------------------- issue 18: the video's scores use the same fusion
+def test_fuse_scores_is_the_mean_over_the_members_present():
+    s = np.array([[[1.0, 2.0], [np.nan, np.nan]], [[3.0, np.nan], [np.nan, np.nan]],
+                  [[np.nan, 6.0], [4.0, np.nan]]])  # (M=3, N=2, K=2)
+    from motion_keypoints.ensemble.fuse import fuse_scores
+
+    out = fuse_scores(s)
+    np.testing.assert_array_equal(out[0], [2.0, 4.0])
+    assert out[1, 0] == 4.0 and np.isnan(out[1, 1])
+    # the coordinates of the same members fuse the same way (mean of those present)
+    c = np.repeat(s[..., None], 2, axis=-1)
+    np.testing.assert_array_equal(fuse(c, "mean")[..., 0], out)
+    with pytest.raises(ValueError, match="members, images, keypoints"):
+        fuse_scores(np.ones((2, 3)))

@@ -87,3 +87,34 @@ def test_boxes():
     assert g.box_iou([0, 0, 2, 2], [0, 0, 2, 2]) == 1.0
     assert g.box_iou([0, 0, 1, 1], [2, 2, 3, 3]) == 0.0
     assert g.box_iou([0, 0, 0, 0], [0, 0, 0, 0]) == 0.0
+
+
+# ------------------------------------------------------------ issue 18: one vectorised box IoU
+def test_pairwise_box_iou_is_box_iou_for_every_pair_and_matches_torchvision():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 100, (7, 4))
+    a[:, 2:] = a[:, :2] + rng.uniform(20, 80, (7, 2))  # proper boxes
+    b = np.concatenate([a[:3] + rng.normal(0, 2, (3, 4)), rng.uniform(0, 200, (4, 4))])
+    b[3:, 2:] += b[3:, :2]
+    m = g.pairwise_box_iou(a, b)
+    assert m.shape == (7, 7) and (m >= 0).all() and (m <= 1).all()
+    for i in range(7):
+        for j in range(7):
+            assert m[i, j] == g.box_iou(a[i], b[j])
+    assert np.allclose(np.diag(g.pairwise_box_iou(a, a)), 1.0)
+    np.testing.assert_array_equal(g.pairwise_box_iou(a, b), g.pairwise_box_iou(b, a).T)
+    assert m[0, 0] > 0.5 and m[0, 0] != 1.0  # a box and its jittered copy
+    tv = pytest.importorskip("torchvision.ops")
+    import torch
+
+    np.testing.assert_allclose(m, tv.box_iou(torch.as_tensor(a), torch.as_tensor(b)).numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_pairwise_box_iou_edge_cases():
+    assert g.pairwise_box_iou(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0, 1)
+    assert g.pairwise_box_iou([0, 0, 2, 2], np.zeros((0, 4))).shape == (1, 0)
+    # empty and non-finite boxes overlap nothing (never NaN)
+    m = g.pairwise_box_iou([[0, 0, 0, 0], [0, 0, np.nan, 2], [2, 2, 1, 1]], [[0, 0, 2, 2]])
+    np.testing.assert_array_equal(m, [[0.0], [0.0], [0.0]])
+    assert g.pairwise_box_iou([0, 0, 2, 2], [[1, 1, 3, 3]])[0, 0] == pytest.approx(1 / 7)

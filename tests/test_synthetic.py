@@ -298,3 +298,42 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
                                 "--distractor", "2", "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+# --------------------------------------------- issue 18: libraries log, only the commands print
+def test_make_synthetic_logs_its_lines_instead_of_printing(tmp_path):
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    log = logging.getLogger("motion_keypoints.data.synthetic.writer")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        make_synthetic(tmp_path / "d", 4, 2, width=64, height=48, seed=1, progress=True)
+        make_synthetic(tmp_path / "d", 4, 2, width=64, height=48, seed=1, progress=True)
+        make_synthetic(tmp_path / "d", 4, 2, width=64, height=48, seed=1, progress=False)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    lines = [r.getMessage() for r in records]
+    assert len(lines) == 2, lines  # progress=False: nothing
+    assert lines[0].startswith("synthetic data: 4 train + 2 test images (64x48, seed 1")
+    assert lines[1] == f"synthetic data in {tmp_path / 'd'} is up to date (4 train + 2 test images)"
+
+
+def test_library_modules_of_issue_18_never_print():
+    """augment, data/synthetic, motion, export, geometry and the fusion return results and log;
+    only cli/ prints."""
+    import ast
+
+    pkg = REPO / "code" / "motion_keypoints"
+    files = [*(pkg / "augment").glob("*.py"), *(pkg / "data" / "synthetic").glob("*.py"),
+             *(pkg / "motion").glob("*.py"), *(pkg / "export").glob("*.py"),
+             pkg / "geometry.py", pkg / "ensemble" / "fuse.py", pkg / "ensemble" / "fusing.py"]
+    printing = [f"{p.relative_to(pkg)}:{n.lineno}" for p in files
+                for n in ast.walk(ast.parse(p.read_text()))
+                if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print"]
+    assert len(files) > 15 and not printing, printing

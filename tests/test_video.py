@@ -497,3 +497,84 @@ def test_the_overlay_plays_in_a_headless_browser(tmp_path):
     assert state["error"] is None and state["what"] in ("playing", "ended"), state
     assert state["currentTime"] > 0 and state["readyState"] >= 2 and state["width"] == 98
     assert state["duration"] == pytest.approx(n / fps, abs=0.05)
+
+
+# -------------------------------- issue 18: one fusion, members from the family registry, logging
+def test_fuse_members_uses_the_images_fusion_per_keypoint_and_its_methods():
+    rng = np.random.default_rng(1)
+    main = rng.uniform(100, 200, (len(KEYPOINT_NAMES), 2))
+    holed = _inst(main + 3, 0.9)
+    holed["keypoints"] = holed["keypoints"].copy()
+    holed["keypoints"][0] = np.nan  # this member lost one keypoint: left out there only
+    ref = [[_inst(main, 0.9)]]
+    others = [[[holed]], [[_inst(main + 30, 0.8)]]]
+    fused = fuse_members(ref, [0], others)
+    assert fused["members"].tolist() == [3]
+    assert np.allclose(fused["keypoints"][0, 0], main[0] + 15)  # mean of main and main + 30
+    assert np.allclose(fused["keypoints"][0, 1:], main[1:] + 11)  # mean of all three
+    median = fuse_members(ref, [0], others, method="median")
+    assert np.allclose(median["keypoints"][0, 1:], main[1:] + 3)
+
+
+def _run_folder(path, family):
+    path.mkdir(parents=True)
+    (path / "run_info.json").write_text(json.dumps({
+        "family": family, "keypoint_names": list(KEYPOINT_NAMES),
+        "flip_pairs": [list(p) for p in FLIP_PAIRS]}))
+    return path
+
+
+def test_runs_that_all_need_boxes_are_refused_before_any_model_is_loaded(tmp_path, small_video):
+    from motion_keypoints.io.runs import RunError
+    from motion_keypoints.motion.video import predict_video
+
+    run = _run_folder(tmp_path / "hm", "heatmap")  # no weights: loading it would fail otherwise
+    with pytest.raises(RunError, match="needs an R-CNN run"):
+        predict_video(small_video, [run, run], tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_registered_family_is_a_video_member_and_the_summary_is_logged(tmp_path, small_video):
+    """The video asks the family registry for a run's member class: a test-only family works
+    without motion/video.py naming it, and the summary line is logged, not printed."""
+    import logging
+
+    from motion_keypoints.io.runs import RunError
+    from motion_keypoints.models import registry
+    from motion_keypoints.motion.video import describe_video_summary, predict_video
+
+    main = np.random.default_rng(2).uniform(20, 40, (len(KEYPOINT_NAMES), 2))
+
+    class ToyMember:
+        needs_boxes = False
+
+        def __init__(self, run, checkpoint="best", flip_tta=True):
+            self.run = run
+
+        def __call__(self, frames):
+            return [[_inst(main, 0.9)] for _ in frames]
+
+    run = _run_folder(tmp_path / "toy-run", "toy-video")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    kit = logging.getLogger("motion_keypoints")
+    level = kit.level
+    kit.addHandler(handler)
+    kit.setLevel(logging.INFO)
+    registry.register(registry.Family("toy-video", ("ToyVideoArch",), video_member=ToyMember))
+    try:
+        summary = predict_video(small_video, [run], tmp_path / "o", smooth="off", progress=False)
+    finally:
+        registry.unregister("toy-video")
+        kit.removeHandler(handler)
+        kit.setLevel(level)
+    assert summary["members"] == ["toy-run"] and summary["without_person"] == 0
+    xy = pd.read_csv(tmp_path / "o" / "keypoints.csv")[list(COORD_COLUMNS)].to_numpy()
+    assert np.allclose(xy.reshape(N, -1, 2), main[None], atol=1e-3)
+    line = describe_video_summary(summary)
+    assert [r.getMessage() for r in records if "frames/s" in r.getMessage()] == [line]
+    assert line.startswith(f"{N} frames ({W}x{H}, 25 fps) with 1 run(s), flip TTA: ")
+    assert "0 frames without a person" in line and "0 identity switches" in line
+    with pytest.raises(RunError, match="unknown family 'toy-video'"):
+        predict_video(small_video, [run], tmp_path / "o2", progress=False)

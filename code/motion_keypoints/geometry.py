@@ -106,13 +106,25 @@ def clip_box(box: Sequence[float], width: float, height: float) -> np.ndarray:
     )
 
 
+def pairwise_box_iou(a, b) -> np.ndarray:
+    """Intersection over union of every ``(x1, y1, x2, y2)`` box of ``a`` with every box of ``b``:
+    ``(len(a), len(b))`` (vectorised; 0 where either box is empty or not finite). The kit's one
+    box IoU (numpy, like ``torchvision.ops.box_iou`` without importing torch)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0.0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = np.clip(a[:, 2] - a[:, 0], 0.0, None) * np.clip(a[:, 3] - a[:, 1], 0.0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0.0, None) * np.clip(b[:, 3] - b[:, 1], 0.0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = inter / np.where(union > 0, union, 1.0)
+    return np.where((union > 0) & np.isfinite(iou), iou, 0.0)
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes (0 when either is empty)."""
-    ax1, ay1, ax2, ay2 = (float(v) for v in a)
-    bx1, by1, bx2, by2 = (float(v) for v in b)
-    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = iw * ih
-    union = max(0.0, ax2 - ax1) * max(0.0, ay2 - ay1) + max(0.0, bx2 - bx1) * max(0.0, by2 - by1)
-    union -= inter
-    return inter / union if union > 0 else 0.0
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes (0 when either is empty):
+    :func:`pairwise_box_iou` of one box with one box."""
+    return float(pairwise_box_iou(a, b)[0, 0])

@@ -35,28 +35,26 @@ every image and ``annotations.csv`` are written), ``"data_root"`` (resolved), th
 the finished ``annotations.csv`` (``annotations_sha256``: training refuses a set whose
 annotations were edited after the build).
 
-Configs are :mod:`.config`, transforms :mod:`.ops`; the command line is
-:mod:`motion_keypoints.cli.augmentation`.
+Configs are :mod:`.config`, transforms :mod:`.ops`, a set's folder and manifest :mod:`.setdir`;
+the command line is :mod:`motion_keypoints.cli.augmentation`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from .. import __version__
 from ..data.layout import DataPaths, load_train_df, validate_data_root
 from ..io.images import write_jpeg
 from ..io.outputs import remove_output
@@ -68,16 +66,24 @@ from .ops import (
     AugmentationError,
     Chain,
     _albu_ops,
-    _albumentations,
     _apply_chain,
     _compose,
     is_deterministic,
     read_source_image,
     task_seed,
 )
+from .setdir import (
+    complete_manifest,
+    library_versions,
+    limited_set_name,
+    reset_set_dir,
+    running_manifest,
+    set_definition,
+    set_hash,
+    stale_reason,
+)
 
-#: Bump when the layout or the rendering of a set changes: existing sets are then rebuilt.
-AUGMENT_FORMAT = 2  # 2: mirrored labels at W-1-x (sets of format 1 are 1 px off)
+logger = logging.getLogger(__name__)
 
 EXTRA_COLUMNS = ("source_image", "transform")
 
@@ -207,43 +213,6 @@ def _read_record(path: Path, outputs: Sequence[_Output], images_dir: Path) -> di
     return record
 
 
-def _versions() -> Dict[str, str]:
-    import cv2
-
-    return {
-        "motion_keypoints": __version__,
-        "albumentations": _albumentations().__version__,
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def set_definition(config: AugmentationConfig, set_def: SetDef) -> dict:
-    return {
-        "name": set_def.name,
-        "description": set_def.description,
-        "transforms": list(set_def.transforms),
-        "resolved": {
-            t: [{"type": k, **p} for k, p in config.resolve(t)] for t in set_def.transforms
-        },
-        "copies": set_def.copies,
-        "seed": set_def.seed,
-        "jpeg_quality": config.jpeg_quality,
-        "oversize": config.oversize,
-    }
-
-
-def _set_hash(definition: dict, csv_sha256: str, versions: Dict[str, str]) -> str:
-    payload = {
-        "format": AUGMENT_FORMAT,
-        "definition": definition,
-        "source_csv_sha256": csv_sha256,
-        "versions": {k: versions[k] for k in ("motion_keypoints", "albumentations", "opencv")},
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
 def _plan(df, set_def: SetDef, config: AugmentationConfig) -> List[Tuple[str, List[_Output]]]:
     """Per source image (CSV order): its outputs in set order, then copy order."""
     chains = {t: config.resolve(t) for t in set_def.transforms}
@@ -258,48 +227,6 @@ def _plan(df, set_def: SetDef, config: AugmentationConfig) -> List[Tuple[str, Li
                 outs.append(_Output(f"{stem}__{t}__{c}.jpg", t, c, chains[t], seed))
         plan.append((image, outs))
     return plan
-
-
-def definition_hash(definition: dict) -> str:
-    """Hash of a set's resolved definition alone (transforms, copies, seed, JPEG quality)."""
-    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
-
-
-def limited_set_name(set_name: str, limit: int | None) -> str:
-    """The folder name of a set built from the first ``limit`` images only."""
-    return set_name if limit is None else f"{set_name}-limit{limit}"
-
-
-def _reset_set(set_dir: Path) -> None:
-    for sub in ("images", "records"):
-        if (set_dir / sub).exists():
-            shutil.rmtree(set_dir / sub)
-    for name in ("annotations.csv", "manifest.json"):
-        (set_dir / name).unlink(missing_ok=True)
-
-
-def _stale_check(set_dir: Path, expected_hash: str, limit: int | None = None) -> str | None:
-    """Why an existing set folder cannot be resumed (None: it can, or there is nothing)."""
-    manifest = set_dir / "manifest.json"
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-            old = data.get("hash")
-        except (ValueError, AttributeError):
-            return "its manifest.json is unreadable"
-        if data.get("limit") != limit:
-            # never reached through build_sets (limited sets have their own folder), kept as a
-            # guard: a folder built with another --limit is rebuilt, not silently reused
-            return f"it was built with limit {data.get('limit')}, not {limit}"
-        if old != expected_hash:
-            return (
-                "the set definition, the source CSV or the library versions changed "
-                "(manifest hash differs)"
-            )
-        return None
-    if any((set_dir / sub).exists() for sub in ("images", "records", "annotations.csv")):
-        return "it has outputs but no manifest.json"
-    return None
 
 
 def _run_tasks(tasks: List[_Task], workers: int, name: str, progress: bool) -> List[dict]:
@@ -345,55 +272,75 @@ def build_set(
     limit: int | None = None,
     progress: bool = True,
     sources: Dict[str, Any] | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> dict:
     """Render one set of an already validated data root; see :func:`build_sets`. With
     ``limit``, the set goes to its own folder ``<set>-limit<K>`` (a complete set is never
-    shrunk)."""
+    shrunk). A set rebuilt from scratch is said in one line (to ``echo``, else logged)."""
     t0 = time.perf_counter()
     paths = DataPaths.from_root(data_root)
     set_def = config.get_set(set_name)
     out_name = limited_set_name(set_name, limit)
     set_dir = Path(out) / out_name
     images_dir, records_dir = set_dir / "images", set_dir / "records"
-    versions = _versions()
+    versions = library_versions()
     definition = set_definition(config, set_def)
-    digest = _set_hash(definition, csv_sha256, versions)
+    digest = set_hash(definition, csv_sha256, versions)
 
-    reason = _stale_check(set_dir, digest, limit)
+    reason = stale_reason(set_dir, digest, limit)
     if reason:
-        print(f"{out_name}: {reason}: rebuilding the set from scratch", flush=True)
-        _reset_set(set_dir)
+        _say(echo, f"{out_name}: {reason}: rebuilding the set from scratch")
+        reset_set_dir(set_dir)
     images_dir.mkdir(parents=True, exist_ok=True)
     records_dir.mkdir(parents=True, exist_ok=True)
-    sources = sources or {}
-    manifest = {
-        "set": out_name,
-        "base_set": set_name,
-        "status": "running",
-        "complete": False,
-        "hash": digest,
-        "definition_hash": definition_hash(definition),
-        "definition": definition,
-        "data_root": str(paths.root.resolve()),
-        "source": {
-            "data_root": str(paths.root),
-            "train_csv": str(paths.train_csv),
-            "sha256": csv_sha256,
-            "train_csv_sha256": sources.get("train_csv_sha256", csv_sha256.split("+")[0]),
-            "overrides_csv": sources.get("overrides_csv"),
-            "overrides_sha256": sources.get("overrides_sha256"),
-        },
-        "limit": limit,
-        "versions": versions,
-    }
+    manifest = running_manifest(paths, out_name, set_name, digest, definition, csv_sha256,
+                                 sources or {}, limit, versions)  # fmt: skip
     atomic_write_text(set_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n",
                       kind="set manifest")
     for leftover in [*images_dir.glob(".*.tmp*"), *records_dir.glob(".*.tmp*")]:
         leftover.unlink()
 
     rows = df if limit is None else df.iloc[:limit]
-    kps = keypoints_array(rows)
     plan = _plan(rows, set_def, config)
+    records, tasks = _pending(plan, keypoints_array(rows), paths, images_dir, records_dir, config)
+    t_render = time.perf_counter()
+    for record in _run_tasks(tasks, workers, set_name, progress):
+        records[record["source_image"]] = record
+    render_seconds = time.perf_counter() - t_render
+    stale = _remove_stale(plan, images_dir, records_dir)
+    n_outputs = _write_annotations(plan, records, set_dir / "annotations.csv")
+    adjusted = _summarise_notes(records[image] for image, _ in plan)
+    n_rendered = sum(len(t.outputs) for t in tasks)
+    summary = {
+        "set": out_name,
+        "dir": str(set_dir),
+        "source_images": len(plan),
+        "outputs": n_outputs,
+        "rendered": n_rendered,
+        "skipped": n_outputs - n_rendered,
+        "stale_removed": len(stale),
+        "rebuilt": reason,
+        "workers": workers,
+        "wall_seconds": round(time.perf_counter() - t0, 3),
+        "render_seconds": round(render_seconds, 3),
+        "images_per_second": round(n_rendered / render_seconds, 2) if n_rendered else None,
+        "adjusted": adjusted,
+    }
+    complete_manifest(manifest, summary, set_dir)
+    return summary
+
+
+def _say(echo: Callable[[str], None] | None, line: str) -> None:
+    """A console line of the build: to ``echo`` (a command's printer) when given, else logged."""
+    if echo is not None:
+        echo(line)
+    else:
+        logger.info(line)
+
+
+def _pending(plan, kps: np.ndarray, paths: DataPaths, images_dir: Path, records_dir: Path,
+             config: AugmentationConfig) -> Tuple[Dict[str, dict], List[_Task]]:  # fmt: skip
+    """The records of the source images already finished, and the tasks of the others."""
     records: Dict[str, dict] = {}
     tasks: List[_Task] = []
     for (image, outs), pts in zip(plan, kps):
@@ -401,30 +348,25 @@ def build_set(
         if record is not None:
             records[image] = record
             continue
-        tasks.append(
-            _Task(
-                str(paths.train_images / image),
-                image,
-                tuple(map(tuple, pts.tolist())),
-                tuple(outs),
-                str(images_dir),
-                str(records_dir),
-                config.jpeg_quality,
-                config.oversize,
-            )
-        )
-    t_render = time.perf_counter()
-    for record in _run_tasks(tasks, workers, set_name, progress):
-        records[record["source_image"]] = record
-    render_seconds = time.perf_counter() - t_render
+        tasks.append(_Task(str(paths.train_images / image), image,
+                           tuple(map(tuple, pts.tolist())), tuple(outs), str(images_dir),
+                           str(records_dir), config.jpeg_quality, config.oversize))  # fmt: skip
+    return records, tasks
 
+
+def _remove_stale(plan, images_dir: Path, records_dir: Path) -> List[Path]:
+    """Remove the images and records the plan does not make (an older definition's)."""
     expected_images = {o.image for _, outs in plan for o in outs}
     expected_records = {f"{image}.json" for image, _ in plan}
     stale = [p for p in images_dir.iterdir() if p.name not in expected_images]
     stale += [p for p in records_dir.iterdir() if p.name not in expected_records]
     for p in stale:
         remove_output(p)
+    return stale
 
+
+def _write_annotations(plan, records: Dict[str, dict], path: Path) -> int:
+    """Write ``annotations.csv`` from the records, in plan order; returns its row count."""
     rows_out = [
         (records[image]["source_image"], o) for image, _ in plan for o in records[image]["outputs"]
     ]
@@ -438,40 +380,8 @@ def build_set(
             "transform": [o["transform"] for _, o in rows_out],
         },
     )
-    write_keypoint_csv(frame, set_dir / "annotations.csv")
-    adjusted = _summarise_notes(records[image] for image, _ in plan)
-    wall = time.perf_counter() - t0
-    n_rendered = sum(len(t.outputs) for t in tasks)
-    summary = {
-        "set": out_name,
-        "dir": str(set_dir),
-        "source_images": len(plan),
-        "outputs": len(rows_out),
-        "rendered": n_rendered,
-        "skipped": len(rows_out) - n_rendered,
-        "stale_removed": len(stale),
-        "rebuilt": reason,
-        "workers": workers,
-        "wall_seconds": round(wall, 3),
-        "render_seconds": round(render_seconds, 3),
-        "images_per_second": round(n_rendered / render_seconds, 2) if n_rendered else None,
-        "adjusted": adjusted,
-    }
-    counts = ("source_images", "outputs", "rendered", "skipped", "stale_removed")
-    manifest.update(
-        status="complete",
-        complete=True,
-        # what training checks annotations.csv against (edited after the build: refused)
-        annotations_sha256=file_sha256(set_dir / "annotations.csv"),
-        counts={k: summary[k] for k in counts},
-        adjusted=adjusted,
-        workers=workers,
-        wall_seconds=summary["wall_seconds"],
-        render_seconds=summary["render_seconds"],
-    )
-    atomic_write_text(set_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n",
-                      kind="set manifest")
-    return summary
+    write_keypoint_csv(frame, path)
+    return len(rows_out)
 
 
 def default_workers() -> int:
@@ -508,13 +418,15 @@ def build_sets(
     config=None,
     progress: bool = True,
     allow_far_points: bool = False,
+    echo: Callable[[str], None] | None = None,
 ) -> List[dict]:
     """Validate the data root, then render each named set into ``out/<set>`` (with ``limit``:
     ``out/<set>-limit<K>``, from the first K training images; a complete set is never shrunk).
 
     ``workers`` None or 0: one per core. Returns one summary dict per set (counts,
     ``rendered``/``skipped``, wall time, adjustments). Unknown set names and a bad ``out``
-    fail before any work, with the closest known name / the way out.
+    fail before any work, with the closest known name / the way out. One line per set (and
+    per set rebuilt from scratch) goes to ``echo`` (a command's printer), else to the log.
     """
     if not isinstance(config, AugmentationConfig):
         config = load_augmentation_config(config)
@@ -551,19 +463,23 @@ def build_sets(
         with output_dir(out, "augmentation sets"), output_dir(
                 Path(out) / limited_set_name(name, limit), "augmentation set"):
             s = build_set(paths.root, out, name, config, df, csv_sha256, workers, limit,
-                          progress, sources)
-        rate = f", {s['images_per_second']:.1f} img/s" if s["images_per_second"] else ""
-        n_adjusted = sum(sum(v.values()) for v in s["adjusted"].values())
-        adjusted = (
-            f"; {n_adjusted} outputs adjusted (crop larger than the image, see manifest.json)"
-            if n_adjusted
-            else ""
-        )
-        print(
-            f"{s['set']}: {s['outputs']} images from {s['source_images']} sources "
-            f"({s['rendered']} rendered, {s['skipped']} already done) in {s['wall_seconds']:.1f}s "
-            f"with {workers} worker(s){rate} -> {s['dir']}{adjusted}",
-            flush=True,
-        )
+                          progress, sources, echo)
+        _say(echo, describe_set(s))
         summaries.append(s)
     return summaries
+
+
+def describe_set(s: dict) -> str:
+    """The one-line summary of a built set (a :func:`build_set` summary)."""
+    rate = f", {s['images_per_second']:.1f} img/s" if s["images_per_second"] else ""
+    n_adjusted = sum(sum(v.values()) for v in s["adjusted"].values())
+    adjusted = (
+        f"; {n_adjusted} outputs adjusted (crop larger than the image, see manifest.json)"
+        if n_adjusted
+        else ""
+    )
+    return (
+        f"{s['set']}: {s['outputs']} images from {s['source_images']} sources "
+        f"({s['rendered']} rendered, {s['skipped']} already done) in {s['wall_seconds']:.1f}s "
+        f"with {s['workers']} worker(s){rate} -> {s['dir']}{adjusted}"
+    )

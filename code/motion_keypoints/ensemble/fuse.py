@@ -41,7 +41,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from ..errors import UserError
-from ..geometry import box_iou
+from ..geometry import pairwise_box_iou
 from ..meta import FLIP_INDEX
 
 METHODS: Tuple[str, ...] = ("mean", "median", "weighted", "robust")
@@ -112,11 +112,6 @@ def keypoint_rmse_weights(per_member_per_keypoint_rmse) -> np.ndarray:
 ALIGN_REFERENCES: Tuple[str, ...] = ("median", "medoid")
 
 
-def _ious(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU (:func:`motion_keypoints.geometry.box_iou`) of one box with each of ``boxes``."""
-    return np.array([box_iou(box, other) for other in boxes])
-
-
 def align_by_boxes(boxes, present, min_iou: float = 0.3, reference: str = "median") -> np.ndarray:
     """Which members are on the same person, per image: the ``present`` mask ``(M, N)`` with the
     members whose box ``(M, N, 4)`` (x1, y1, x2, y2) overlaps the image's consensus person box
@@ -146,8 +141,8 @@ def align_by_boxes(boxes, present, min_iou: float = 0.3, reference: str = "media
         if reference == "median":
             ref = np.median(bi, axis=0)
         else:
-            ref = bi[int(np.argmax([_ious(bx, bi).sum() for bx in bi]))]
-        same = _ious(ref, bi) >= min_iou
+            ref = bi[int(np.argmax(pairwise_box_iou(bi, bi).sum(axis=1)))]
+        same = pairwise_box_iou(ref, bi)[0] >= min_iou
         if same.any():
             out[idx[~same], i] = False
     return out
@@ -286,6 +281,16 @@ def fuse(coords, method: str = "mean", weights=None, scores=None, k: float = 2.0
     ``weighted`` only (both multiply when given); ``k`` by ``robust`` only.
     """
     return _fuse(_check_coords(coords), method, weights, scores, k)[0]
+
+
+def fuse_scores(scores) -> np.ndarray:
+    """Per-keypoint scores ``(M, N, K)`` (NaN: member missing) fused as ``mean`` fuses the
+    coordinates: the mean over the members present, ``(N, K)`` (NaN where none)."""
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 3 or s.shape[0] < 1:
+        raise ValueError(f"scores must have shape (members, images, keypoints); got {s.shape}")
+    present = np.isfinite(s)
+    return _weighted_mean(np.where(present, s, 0.0)[..., None], present.astype(float))[..., 0]
 
 
 def fuse_with_fallback(

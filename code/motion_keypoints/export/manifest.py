@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import UserError
-from ..io.runs import CHECKPOINTS, RUN_INFO_FILE, RunError, read_run_record
+from ..io.runs import CHECKPOINTS, RUN_INFO_FILE, read_run_record
 from ..utils import PathLike, file_sha256, read_json_record
 
 #: The description file of an export folder.
@@ -54,18 +54,11 @@ def export_command(run: PathLike, out: Optional[PathLike] = None, checkpoint: st
 
 
 def run_family(run: PathLike) -> str:
-    """The family of a trained run (``run_info.json`` "family", as ``predict`` reads it)."""
-    path = Path(run) / RUN_INFO_FILE
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing: {run} is not a finished training run") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: not valid JSON ({exc}); re-run the training") from None
-    family = info.get("family", "rcnn")
-    if family not in ("rcnn", "heatmap"):
-        raise RunError(f"{path}: unknown family {family!r} (rcnn or heatmap)")
-    return family
+    """The family of a trained run (``run_info.json`` "family", as ``predict`` reads it:
+    :func:`motion_keypoints.models.registry.family_of_run`)."""
+    from ..models.registry import family_of_run
+
+    return family_of_run(run)
 
 
 def run_fingerprint(run: PathLike) -> Optional[str]:

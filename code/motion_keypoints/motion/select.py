@@ -24,11 +24,12 @@ person (box IoU), so members are fused on the same person.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..geometry import box_iou, image_center
+from ..geometry import image_center, pairwise_box_iou
 
 RULES = ("score", "area", "center", "track", "largest", "central", "longest", "at")
 #: Rules that choose one tracked identity (:mod:`motion_keypoints.motion.track`) for the whole
@@ -96,10 +97,28 @@ def continuity(
     """Similarity in [0, 1] of two instances in consecutive frames: box IoU, averaged with a
     keypoint closeness ``exp(-½ (median distance / (kp_tau × box diagonal))²)`` when both have
     keypoints."""
-    ba, bb = _box(a), _box(b)
-    iou = box_iou(ba, bb)
-    ka, kb = _keypoints(a), _keypoints(b)
-    if ka is None or kb is None or ka.shape != kb.shape:
+    return float(_continuities(a, [b], kp_tau)[0])
+
+
+def _continuities(anchor: Mapping[str, Any], instances: Sequence[Mapping[str, Any]],
+                  kp_tau: float = DEFAULT_KP_TAU) -> np.ndarray:  # fmt: skip
+    """:func:`continuity` of ``anchor`` with each of ``instances`` (box IoU vectorised)."""
+    ba = _box(anchor)
+    boxes = np.array([_box(i) for i in instances]).reshape(-1, 4)
+    out = pairwise_box_iou(ba, boxes)[0]
+    ka = _keypoints(anchor)
+    if ka is None:
+        return out
+    for j, inst in enumerate(instances):
+        out[j] = _blend_keypoints(out[j], ba, boxes[j], ka, _keypoints(inst), kp_tau)
+    return out
+
+
+def _blend_keypoints(iou: float, ba: np.ndarray, bb: np.ndarray, ka: np.ndarray,
+                     kb: Optional[np.ndarray], kp_tau: float) -> float:  # fmt: skip
+    """``iou`` averaged with the keypoint closeness of ``ka`` and ``kb`` (``iou`` alone when
+    they cannot be compared)."""
+    if kb is None or ka.shape != kb.shape:
         return iou
     dist = np.linalg.norm(ka - kb, axis=-1)
     dist = dist[np.isfinite(dist)]
@@ -154,8 +173,8 @@ def _anchor(frames_instances, key: tuple, t: int) -> Optional[Mapping[str, Any]]
 
 
 def _overlapped(anchor: Mapping[str, Any], instances, min_iou: float) -> bool:
-    box = _box(anchor)
-    return any(box_iou(box, _box(i)) >= min_iou for i in instances)
+    boxes = np.array([_box(i) for i in instances]).reshape(-1, 4)
+    return bool((pairwise_box_iou(_box(anchor), boxes) >= min_iou).any())
 
 
 def select_track(
@@ -202,61 +221,96 @@ def select_track(
         return select_identity(frames_instances, rule, width, height, at)[0]
     if rule != "track":
         return [select_person(inst, rule, width, height) for inst in frames_instances]
-    n = len(frames_instances)
-    chosen: List[Optional[int]] = [None] * n
     allow_none = miss_penalty is not None
-    limit = max_missed if allow_none else n  # without the state, empty frames never lose it
-    # States of frame t: ("p", j) = instance j of frame t; ("n", s, i) = nobody chosen at t, the
-    # last chosen instance being i of frame s; ("n",) = nobody chosen, track lost (or not begun).
+    costs = _TrackCosts(continuity_weight, kp_tau, miss_penalty, min_iou,
+                        # without the "nobody" state, empty frames never lose the track
+                        max_missed if allow_none else len(frames_instances))  # fmt: skip
+    return _viterbi(frames_instances, costs)
+
+
+@dataclass(frozen=True)
+class _TrackCosts:
+    """The parameters of ``track`` (:func:`select_track`); ``limit``: frames without a chosen
+    person after which the track is lost."""
+
+    continuity_weight: float
+    kp_tau: float
+    miss_penalty: Optional[float]
+    min_iou: float
+    limit: int
+
+
+# States of frame t: ("p", j) = instance j of frame t; ("n", s, i) = nobody chosen at t, the
+# last chosen instance being i of frame s; ("n",) = nobody chosen, track lost (or not begun).
+def _viterbi(frames_instances, costs: _TrackCosts) -> List[Optional[int]]:
+    """The best path of ``track`` through the frames' states, as instance indices per frame."""
     best: dict = {("n",): 0.0}
     backs: List[dict] = []
     for t, instances in enumerate(frames_instances):
         nxt: dict = {}
         back: dict = {}
         if instances:
-            unary = frame_terms(instances)
-            for key, value in best.items():
-                anchor = _anchor(frames_instances, key, t)
-                links = 1 if key[0] == "p" else (t - key[1] if len(key) == 3 else 0)
-                for j, inst in enumerate(instances):
-                    cost = 0.0 if anchor is None else links * continuity_weight * (
-                        1.0 - continuity(anchor, inst, kp_tau))
-                    _offer(nxt, back, ("p", j), value + unary[j] - cost, key)
-        if allow_none or not instances:
-            penalty = float(miss_penalty or 0.0) if instances else 0.0
-            for key, value in best.items():
-                anchor = _anchor(frames_instances, key, t)
-                if anchor is not None and instances and _overlapped(anchor, instances, min_iou):
-                    continue  # someone where the followed person is: no "nobody here"
-                if key[0] == "p":
-                    target = ("n", t - 1, key[1])
-                elif len(key) == 3 and t - key[1] <= limit:
-                    target = key
-                else:
-                    target = ("n",)
-                # without a track to follow, skipping a frame also costs half a broken link, so
-                # a noisy but continuing person is not skipped to start the track later
-                lost = 0.5 * continuity_weight if instances and target == ("n",) else 0.0
-                _offer(nxt, back, target, value - penalty - lost, key)
+            _person_offers(frames_instances, t, best, nxt, back, costs)
+        if costs.miss_penalty is not None or not instances:
+            _nobody_offers(frames_instances, t, best, nxt, back, costs)
         best = nxt
         backs.append(back)
+    chosen: List[Optional[int]] = [None] * len(frames_instances)
     key = max(best, key=best.get)
-    for t in range(n - 1, -1, -1):
+    for t in range(len(frames_instances) - 1, -1, -1):
         if key[0] == "p":
             chosen[t] = int(key[1])
         key = backs[t][key]
     return chosen
 
 
+def _person_offers(frames_instances, t: int, best: dict, nxt: dict, back: dict,
+                   costs: _TrackCosts) -> None:  # fmt: skip
+    """Offer every instance of frame ``t`` from every state of frame ``t - 1``: its frame term
+    less the continuity cost of the links from the state's last chosen instance."""
+    instances = frames_instances[t]
+    unary = frame_terms(instances)
+    for key, value in best.items():
+        anchor = _anchor(frames_instances, key, t)
+        links = 1 if key[0] == "p" else (t - key[1] if len(key) == 3 else 0)
+        if anchor is None:
+            cost = np.zeros(len(instances))
+        else:
+            cost = links * costs.continuity_weight * (
+                1.0 - _continuities(anchor, instances, costs.kp_tau))
+        for j in range(len(instances)):
+            _offer(nxt, back, ("p", j), value + unary[j] - cost[j], key)
+
+
+def _nobody_offers(frames_instances, t: int, best: dict, nxt: dict, back: dict,
+                   costs: _TrackCosts) -> None:  # fmt: skip
+    """Offer "nobody here" at frame ``t`` from every state of frame ``t - 1`` where no instance
+    overlaps the state's last chosen box (see :func:`select_track`)."""
+    instances = frames_instances[t]
+    penalty = float(costs.miss_penalty or 0.0) if instances else 0.0
+    for key, value in best.items():
+        anchor = _anchor(frames_instances, key, t)
+        if anchor is not None and instances and _overlapped(anchor, instances, costs.min_iou):
+            continue  # someone where the followed person is: no "nobody here"
+        if key[0] == "p":
+            target = ("n", t - 1, key[1])
+        elif len(key) == 3 and t - key[1] <= costs.limit:
+            target = key
+        else:
+            target = ("n",)
+        # without a track to follow, skipping a frame also costs half a broken link, so a noisy
+        # but continuing person is not skipped to start the track later
+        lost = 0.5 * costs.continuity_weight if instances and target == ("n",) else 0.0
+        _offer(nxt, back, target, value - penalty - lost, key)
+
+
 def _identity_at(frame: Sequence[Mapping[str, Any]], ids: np.ndarray, at: Sequence[float]) -> int:
     """The track id of the instance at ``at``: a point ``(x, y)`` — the box holding it (the
     smallest if several, the nearest box centre if none) — or a box — the largest IoU."""
-    from .track import boxes_iou
-
     boxes = np.array([_box(i) for i in frame])
     at = np.asarray(at, dtype=float).reshape(-1)
     if at.shape == (4,):
-        return int(ids[int(np.argmax(boxes_iou(at[None], boxes)[0]))])
+        return int(ids[int(np.argmax(pairwise_box_iou(at, boxes)[0]))])
     inside = (boxes[:, 0] <= at[0]) & (at[0] <= boxes[:, 2]) & (boxes[:, 1] <= at[1]) & (
         at[1] <= boxes[:, 3])
     if inside.any():
@@ -323,9 +377,7 @@ def align_members(
     ref = np.asarray(reference_box, dtype=float)
     out: List[Optional[int]] = []
     for instances in member_instances_list:
-        ious = [box_iou(ref, _box(i)) for i in instances]
-        if not ious or max(ious) < min_iou:
-            out.append(None)
-        else:
-            out.append(int(np.argmax(ious)))
+        boxes = np.array([_box(i) for i in instances]).reshape(-1, 4)
+        ious = pairwise_box_iou(ref, boxes)[0]
+        out.append(int(np.argmax(ious)) if ious.size and ious.max() >= min_iou else None)
     return out

@@ -35,14 +35,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-try:  # the kit's file-name rule (``data.naming`` since the package re-layout)
-    from ..data.naming import GROUP_PATTERN
-except ImportError:  # pragma: no cover - older package layout
-    from ..split import GROUP_PATTERN
-try:  # the keypoint metadata module was renamed from ``keypoints`` to ``meta``
-    from ..meta import COORD_COLUMNS
-except ImportError:  # pragma: no cover - depends on the package layout
-    from ..keypoints import COORD_COLUMNS
+from ..data.naming import GROUP_PATTERN
+from ..meta import COORD_COLUMNS
 
 METHODS: Tuple[str, ...] = ("adaptive", "gaussian", "savgol", "one_euro")
 #: Largest frame distance that still counts as "nearby": frames further apart are not smoothed

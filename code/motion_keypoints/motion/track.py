@@ -4,8 +4,9 @@ short absences.
 Per frame, the live tracks are matched to the detections by the Hungarian algorithm
 (``scipy.optimize.linear_sum_assignment``) on a similarity that combines
 
-* box IoU (vectorised) between each track's *predicted* box — its last box moved on at its
-  constant velocity for the frames since it was seen — and each detection's box, and
+* box IoU (:func:`motion_keypoints.geometry.pairwise_box_iou`) between each track's *predicted*
+  box — its last box moved on at its constant velocity for the frames since it was seen — and
+  each detection's box, and
 * pose closeness: the median keypoint distance between the track's last pose, moved by the same
   velocity, and the detection's pose, relative to the box size;
 
@@ -20,23 +21,14 @@ from typing import Any, List, Mapping, Sequence
 
 import numpy as np
 
+from ..geometry import pairwise_box_iou
+
 #: Frames a track may go unseen (a miss, an occlusion) and still take its person back.
 DEFAULT_MAX_AGE = 15
 #: A detection less similar than this to every track starts a new one.
 DEFAULT_MIN_SIMILARITY = 0.2
 #: Keypoint closeness scale, as a fraction of the box diagonal.
 POSE_TAU = 0.15
-
-
-def boxes_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix ``(len(a), len(b))`` of ``(x1, y1, x2, y2)`` boxes (vectorised)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def _pose_closeness(track_kps, det_kps, boxes) -> np.ndarray:
@@ -87,7 +79,7 @@ def track_ids(
             dt = (t - last)[:, None]
             pbox = box + vel * dt
             shift = 0.5 * (pbox[:, :2] + pbox[:, 2:]) - 0.5 * (box[:, :2] + box[:, 2:])
-            sim = 0.5 * boxes_iou(pbox, dboxes) + 0.5 * _pose_closeness(
+            sim = 0.5 * pairwise_box_iou(pbox, dboxes) + 0.5 * _pose_closeness(
                 pose + shift[:, None, :], dkps, dboxes)
             rows, cols = linear_sum_assignment(-sim) if sim.size else ([], [])
             for r, c in zip(rows, cols):

@@ -13,7 +13,8 @@ Steps of :func:`predict_video`:
    :mod:`motion_keypoints.motion.track`; ``score``/``area``/``center`` choose frame by frame);
    everyone is tracked, and the chosen person's identity switches are counted and listed;
 4. the other members are aligned on that person (:func:`motion_keypoints.motion.select.align_members`,
-   box IoU) and averaged, so the ensemble never fuses two different people; a heatmap member
+   box IoU) and fused with the images' fusion (:func:`motion_keypoints.ensemble.fuse.fuse`, the
+   mean), so the ensemble never fuses two different people; a heatmap member
    (``run_info.json`` family ``heatmap``, :class:`HeatmapMember`) predicts, in a second pass over
    the frames (decoded again, in batches, flip test through the model's heatmap flip), inside the
    box of the person followed on the reference run, so it is fused on that same person; a video
@@ -39,8 +40,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..ensemble.fuse import fuse, fuse_scores
+from ..io.runs import RunError
 from ..io.video import FrameSource, open_frames, write_video
 from ..meta import COORD_COLUMNS, KEYPOINT_NAMES
+from ..models.registry import family_of_run, video_member
 from ..utils import PathLike, atomic_path
 from . import smooth as S
 from .select import align_members, select_track
@@ -82,6 +86,8 @@ class RcnnMember:
     flip TTA merged per person (:func:`motion_keypoints.models.rcnn.predictor.predict_frames`,
     the predictor's own preprocessing)."""
 
+    needs_boxes = False
+
     def __init__(self, run: PathLike, checkpoint: str = "best", flip_tta: bool = True,
                  opts: Sequence[str] = ()):  # fmt: skip
         from ..models.rcnn import import_detectron2
@@ -110,6 +116,8 @@ class HeatmapMember:
     test through the model's heatmap flip). The instance's box is the given box, so aligning it
     with the reference person (box IoU) always matches."""
 
+    needs_boxes = True
+
     def __init__(self, run: PathLike, checkpoint: str = "best", flip_tta: bool = True,
                  opts: Sequence[str] = ()):  # fmt: skip
         from ..models.rcnn import import_detectron2
@@ -128,35 +136,30 @@ class HeatmapMember:
         return [[] if p is None else [p] for p in persons]
 
 
-def heatmap_member(run: Path, checkpoint: str, flip_tta: bool) -> Callable[..., FramesInstances]:
-    """The heatmap family's ``predict(frames, boxes)`` (:class:`HeatmapMember`)."""
-    return HeatmapMember(run, checkpoint, flip_tta)
-
-
 NEEDS_RCNN = "a heatmap run needs an R-CNN run for its boxes: add one to --runs"
 
 
 def run_family(run: PathLike) -> str:
-    """``run_info.json``'s ``family`` of a run folder (``rcnn`` when absent); one-line errors for
-    a missing folder or an unknown family."""
-    from ..io.runs import RunError, load_run_info
-
+    """The family of a run folder (:func:`motion_keypoints.models.registry.family_of_run`);
+    one-line errors for a missing folder or an unknown family."""
     run = Path(run)
     if not run.is_dir():
         raise RunError(f"--runs {run}: no such run folder; give a training run (outputs/<run>)")
-    family = load_run_info(run).get("family", "rcnn")
-    if family not in ("rcnn", "heatmap"):
-        raise RunError(f"{run}/run_info.json: unknown family {family!r} (rcnn or heatmap)")
-    return family
+    return family_of_run(run)
+
+
+def _member_class(family: str):
+    """The family's video member class (the registry's ``video_member``)."""
+    return video_member(family)
 
 
 def load_member(run: PathLike, checkpoint: str = "best", flip_tta: bool = True) -> Member:
-    """The member of a trained run folder, by ``run_info.json``'s ``family``."""
+    """The member of a trained run folder, by its family's video member (``needs_boxes``: given
+    the reference member's person boxes)."""
     run = Path(run)
     family = run_family(run)
-    if family == "heatmap":
-        return Member(run, family, heatmap_member(run, checkpoint, flip_tta), True, run.name)
-    return Member(run, family, RcnnMember(run, checkpoint, flip_tta), False, run.name)
+    cls = _member_class(family)
+    return Member(run, family, cls(run, checkpoint, flip_tta), bool(cls.needs_boxes), run.name)
 
 
 # ---------------------------------------------------------------------------------- pipeline
@@ -189,30 +192,33 @@ def _predict_in_boxes(member: Member, src, boxes, scores, batch_size: int, what:
 
 
 def fuse_members(
-    reference: FramesInstances, chosen: Sequence[Optional[int]], others: Sequence[FramesInstances]
+    reference: FramesInstances, chosen: Sequence[Optional[int]], others: Sequence[FramesInstances],
+    method: str = "mean",
 ) -> Dict[str, np.ndarray]:
-    """Per frame: the reference member's chosen person averaged with the other members' instance
-    on the same person (box IoU, :func:`align_members`); members without it are left out.
+    """Per frame: the reference member's chosen person fused with the other members' instance
+    on the same person (box IoU, :func:`align_members`); members without it are left out. The
+    fusion is the images' (:func:`motion_keypoints.ensemble.fuse.fuse`, ``method``; scores by
+    :func:`~motion_keypoints.ensemble.fuse.fuse_scores`).
     Returns ``keypoints (N, K, 2)`` (NaN where no person), ``scores (N, K)``, ``boxes (N, 4)``,
     ``box_scores (N,)``, ``detected (N,)`` and ``members (N,)`` (how many were fused)."""
-    n, k = len(reference), len(KEYPOINT_NAMES)
-    out = {"keypoints": np.full((n, k, 2), np.nan), "scores": np.full((n, k), np.nan),
-           "boxes": np.full((n, 4), np.nan), "box_scores": np.full(n, np.nan),
+    n, k, m = len(reference), len(KEYPOINT_NAMES), 1 + len(others)
+    coords, scores = np.full((m, n, k, 2), np.nan), np.full((m, n, k), np.nan)
+    out = {"boxes": np.full((n, 4), np.nan), "box_scores": np.full(n, np.nan),
            "detected": np.zeros(n, dtype=int), "members": np.zeros(n, dtype=int)}  # fmt: skip
     for t in range(n):
         if chosen[t] is None:
             continue
         ref = reference[t][chosen[t]]
-        picks = [ref]
-        idx = align_members([m[t] for m in others], ref["box"])
-        picks += [others[j][t][i] for j, i in enumerate(idx) if i is not None]
-        out["keypoints"][t] = np.mean([p["keypoints"] for p in picks], axis=0)
-        out["scores"][t] = np.mean([p["keypoint_scores"] for p in picks], axis=0)
+        idx = align_members([o[t] for o in others], ref["box"])
+        picks = [(0, ref)] + [(1 + j, others[j][t][i]) for j, i in enumerate(idx) if i is not None]
+        for row, person in picks:
+            coords[row, t] = np.asarray(person["keypoints"], dtype=float)[:, :2]
+            scores[row, t] = person["keypoint_scores"]
         out["boxes"][t] = ref["box"]
         out["box_scores"][t] = ref["score"]
         out["detected"][t] = 1
         out["members"][t] = len(picks)
-    return out
+    return {"keypoints": fuse(coords, method), "scores": fuse_scores(scores), **out}
 
 
 def smooth_video_keypoints(
@@ -281,32 +287,65 @@ def predict_video(
     members: Optional[Sequence[Member]] = None,
 ) -> Dict[str, Any]:
     """Turn a video (or frames folder) into ``out_dir/keypoints.csv`` and ``out_dir/overlay.mp4``
-    (see the module). ``members`` replaces loading ``runs`` (tests, measurements). Prints a
-    one-line summary (frames, frames/s, frames without a person) and returns it as a dict;
-    ``progress`` shows the progress bars."""
-    from ..io.runs import RunError
-    from ..visualize import draw_keypoints
-
+    (see the module). ``members`` replaces loading ``runs`` (tests, measurements). Returns the
+    summary (frames, frames/s, frames without a person, ...; :func:`describe_video_summary`
+    says it in one line, which is logged); ``progress`` shows the progress bars."""
     if smooth not in SMOOTH_CHOICES:
         raise ValueError(f"unknown smoothing {smooth!r}; choose one of {', '.join(SMOOTH_CHOICES)}")
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     src: FrameSource = open_frames(source, fps)
+    members = _video_members(runs, members, checkpoint, flip_tta)
+    t0 = time.perf_counter()
+    fused, switches, n = _predict_fused(src, members, rule, person_at, batch_size, progress)
+    predict_s = time.perf_counter() - t0
+    raw = fused["keypoints"].copy()
+    smooth_stats: Dict[str, int] = {}
+    fused["keypoints"] = smooth_video_keypoints(raw, fused["detected"], smooth, smooth_params,
+                                                max_gap, src.fps, smooth_stats)  # fmt: skip
+    moved = np.linalg.norm(fused["keypoints"] - raw, axis=-1)
+    moved = moved[np.isfinite(moved)]
+    csv_path, video_path, written = _write_outputs(Path(out_dir), src, fused, n, progress)
+    seconds = time.perf_counter() - t0
+    summary = {
+        "frames": n, "overlay_frames": written, "without_person": int(n - fused["detected"].sum()),
+        "seconds": seconds, "predict_seconds": predict_s, "frames_per_s": n / max(predict_s, 1e-9),
+        "fps": src.fps, "width": src.width, "height": src.height, "flip_tta": flip_tta,
+        "members": [m.label for m in members], "rule": rule, "smooth": smooth,
+        "outliers": int(smooth_stats.get("outliers", 0)),
+        "identity_switches": len(switches),
+        "switches": [{"frame": t, "from_track": a, "to_track": b} for t, a, b in switches],
+        "smooth_moved_rms": float(np.sqrt(np.mean(moved**2))) if moved.size else 0.0,
+        "keypoints": str(csv_path), "overlay": str(video_path),
+    }  # fmt: skip
+    logger.info(describe_video_summary(summary))
+    return summary
+
+
+def _video_members(runs: Sequence[PathLike], members: Optional[Sequence[Member]],
+                   checkpoint: str, flip_tta: bool) -> List[Member]:  # fmt: skip
+    """The given ``members``, else the members of ``runs`` (at least one R-CNN run, checked
+    before any model is loaded)."""
     if members is None:
         if not runs:
             raise RunError("give at least one trained run with --runs")
-        if "rcnn" not in [run_family(r) for r in runs]:  # before any model is loaded
+        classes = [_member_class(run_family(r)) for r in runs]
+        if all(c.needs_boxes for c in classes):  # before any model is loaded
             raise RunError(NEEDS_RCNN)
         members = [load_member(r, checkpoint, flip_tta) for r in runs]
-    box_free = [m for m in members if not m.needs_boxes]
-    boxed = [m for m in members if m.needs_boxes]
-    if not box_free:
+    if not any(not m.needs_boxes for m in members):
         raise RunError(NEEDS_RCNN)
-    reference = box_free[0]
-    out_dir = Path(out_dir)
+    return list(members)
 
-    t0 = time.perf_counter()
-    per_member: Dict[int, FramesInstances] = {id(m): [] for m in members}
+
+def _predict_fused(src: FrameSource, members: Sequence[Member], rule: str,
+                   person_at: Optional[Sequence[float]], batch_size: int,
+                   progress: bool):  # fmt: skip
+    """Predict every frame with every member, follow the person on the reference member and fuse
+    the members on that person: ``(fused, identity switches, frames)`` (see the module)."""
+    box_free = [m for m in members if not m.needs_boxes]
+    reference = box_free[0]
+    per_member: Dict[int, FramesInstances] = {id(m): [] for m in box_free}
     n = 0
     bar = tqdm(total=src.count, desc="predict video", unit="frame", disable=not progress)
     for batch in _batches(src, batch_size):
@@ -322,23 +361,24 @@ def predict_video(
     ref_inst = per_member[id(reference)]
     chosen = select_track(ref_inst, rule, src.width, src.height, at=person_at)
     ids = track_ids(ref_inst)  # identities of everyone, to count the chosen person's switches
-    switches = identity_switches(ids, chosen)
     others = [per_member[id(m)] for m in box_free[1:]]
-    if boxed:  # a second pass over the frames: the followed person's box of every frame is known
-        boxes = [None if c is None else ref_inst[t][c]["box"] for t, c in enumerate(chosen)]
-        scores = [0.0 if c is None else ref_inst[t][c]["score"] for t, c in enumerate(chosen)]
-        for m in boxed:
-            others.append(_predict_in_boxes(m, src, boxes, scores, batch_size,
-                                            f"{m.label}, boxes of {reference.label}", progress))
+    # a second pass over the frames: the followed person's box of every frame is known
+    boxes = [None if c is None else ref_inst[t][c]["box"] for t, c in enumerate(chosen)]
+    scores = [0.0 if c is None else ref_inst[t][c]["score"] for t, c in enumerate(chosen)]
+    for m in (m for m in members if m.needs_boxes):
+        others.append(_predict_in_boxes(m, src, boxes, scores, batch_size,
+                                        f"{m.label}, boxes of {reference.label}", progress))
     fused = fuse_members(ref_inst, chosen, others)
     fused["track"] = np.array([-1 if c is None else int(ids[t][c]) for t, c in enumerate(chosen)])
-    predict_s = time.perf_counter() - t0
-    raw = fused["keypoints"].copy()
-    smooth_stats: Dict[str, int] = {}
-    fused["keypoints"] = smooth_video_keypoints(raw, fused["detected"], smooth, smooth_params,
-                                                max_gap, src.fps, smooth_stats)  # fmt: skip
-    moved = np.linalg.norm(fused["keypoints"] - raw, axis=-1)
-    moved = moved[np.isfinite(moved)]
+    return fused, identity_switches(ids, chosen), n
+
+
+def _write_outputs(out_dir: Path, src: FrameSource, fused: Dict[str, np.ndarray], n: int,
+                   progress: bool):  # fmt: skip
+    """Write ``keypoints.csv`` and the overlay video (frames decoded again):
+    ``(csv path, video path, overlay frames written)``."""
+    from ..visualize import draw_keypoints
+
     table = keypoints_table(fused, src.fps)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, video_path = out_dir / KEYPOINTS_FILE, out_dir / OVERLAY_FILE
@@ -356,24 +396,20 @@ def predict_video(
             yield img
 
     written = write_video(video_path, overlay(), src.fps, (src.width, src.height))
-    seconds = time.perf_counter() - t0
-    missing = int(n - fused["detected"].sum())
-    summary = {
-        "frames": n, "overlay_frames": written, "without_person": missing,
-        "seconds": seconds, "predict_seconds": predict_s, "frames_per_s": n / max(predict_s, 1e-9),
-        "fps": src.fps, "members": [m.label for m in members], "rule": rule, "smooth": smooth,
-        "outliers": int(smooth_stats.get("outliers", 0)),
-        "identity_switches": len(switches),
-        "switches": [{"frame": t, "from_track": a, "to_track": b} for t, a, b in switches],
-        "smooth_moved_rms": float(np.sqrt(np.mean(moved**2))) if moved.size else 0.0,
-        "keypoints": str(csv_path), "overlay": str(video_path),
-    }  # fmt: skip
-    print(
-        f"{n} frames ({src.width}x{src.height}, {src.fps:g} fps) with {len(members)} run(s)"
-        f"{', flip TTA' if flip_tta else ''}: {summary['frames_per_s']:.1f} frames/s predicted, "
-        f"{seconds:.1f}s in all; {missing} frames without a person; person rule {rule}, "
-        f"{describe_switches(switches)}; smoothing {smooth} (points moved {summary['smooth_moved_rms']:.2f} px RMS; "
-        f"{summary['outliers']} points far from their neighbours' fit replaced by it) "
-        f"-> {csv_path}, {video_path}"
+    return csv_path, video_path, written
+
+
+def describe_video_summary(summary: Dict[str, Any]) -> str:
+    """The one-line summary of :func:`predict_video` (frames, speed, frames without a person,
+    person rule and identity switches, smoothing, outputs)."""
+    s = summary
+    switches = [(w["frame"], w["from_track"], w["to_track"]) for w in s["switches"]]
+    return (
+        f"{s['frames']} frames ({s['width']}x{s['height']}, {s['fps']:g} fps) with "
+        f"{len(s['members'])} run(s){', flip TTA' if s['flip_tta'] else ''}: "
+        f"{s['frames_per_s']:.1f} frames/s predicted, {s['seconds']:.1f}s in all; "
+        f"{s['without_person']} frames without a person; person rule {s['rule']}, "
+        f"{describe_switches(switches)}; smoothing {s['smooth']} (points moved "
+        f"{s['smooth_moved_rms']:.2f} px RMS; {s['outliers']} points far from their neighbours' "
+        f"fit replaced by it) -> {s['keypoints']}, {s['overlay']}"
     )
-    return summary

@@ -2,7 +2,7 @@
 torso, head and keypoint markers over a textured background."""
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -186,10 +186,43 @@ def push_outside(
 
 def draw_figure(img: np.ndarray, fig: Figure3D, body: Body, proj: _Projector) -> None:
     """Draw the placed figure onto ``img`` (BGR, in place), far parts first, markers last."""
-    J, s = fig.joints, proj.scale
-    w = body.width * s
-    line = max(1.0, 0.004 * s)
-    items: List[Tuple[float, object]] = []
+    w = body.width * proj.scale
+    line = max(1.0, 0.004 * proj.scale)
+    items: List[Tuple[float, Callable[[], None]]] = [_torso_item(img, fig, body, proj, line)]
+    items += _limb_items(img, fig, body, proj, w, line)
+    items.append(_head_item(img, fig, body, proj, w, line))
+    for _, paint in sorted(items, key=lambda t: t[0]):
+        paint()
+    _draw_markers(img, fig, proj)
+
+
+def _grown(points: np.ndarray, centre: np.ndarray, line: float) -> np.ndarray:
+    """``points`` pushed ``line`` pixels away from ``centre`` (the outline of a hull)."""
+    return (
+        points
+        + (points - centre)
+        / np.maximum(np.linalg.norm(points - centre, axis=1, keepdims=True), 1e-6)
+        * line
+    )
+
+
+def _torso_item(img, fig: Figure3D, body: Body, proj: _Projector, line: float):
+    """``(depth, paint)`` of the torso: its outlined convex hull."""
+    torso_colour = body.shirt
+    torso2d = proj(fig.torso)
+
+    def torso():
+        hull = cv2.convexHull(torso2d.astype(np.float32))[:, 0]
+        _hull(img, _grown(hull, hull.mean(0), line), _dark(torso_colour))
+        _hull(img, hull, torso_colour)
+
+    return float(proj.depth(fig.torso).mean()), torso
+
+
+def _limb_items(img, fig: Figure3D, body: Body, proj: _Projector, w: float, line: float):
+    """``[(depth, paint)]`` of the neck and the limbs (outlined capsules; left and right tinted)."""
+    J = fig.joints
+    items = []
 
     def limb(a3, b3, ra, rb, colour):
         a, b = proj(a3), proj(b3)
@@ -201,22 +234,6 @@ def draw_figure(img: np.ndarray, fig: Figure3D, body: Body, proj: _Projector) ->
 
         items.append((depth, paint))
 
-    torso_colour = body.shirt
-    torso2d = proj(fig.torso)
-
-    def torso():
-        hull = cv2.convexHull(torso2d.astype(np.float32))[:, 0]
-        centre = hull.mean(0)
-        grow = (
-            hull
-            + (hull - centre)
-            / np.maximum(np.linalg.norm(hull - centre, axis=1, keepdims=True), 1e-6)
-            * line
-        )
-        _hull(img, grow, _dark(torso_colour))
-        _hull(img, hull, torso_colour)
-
-    items.append((float(proj.depth(fig.torso).mean()), torso))
     limb(J["neck"], fig.head, 0.026, 0.026, body.skin)
     for side, tint in (("left", LEFT_TINT), ("right", RIGHT_TINT)):
         upper = body.skin if body.short_sleeves else body.shirt
@@ -232,9 +249,18 @@ def draw_figure(img: np.ndarray, fig: Figure3D, body: Body, proj: _Projector) ->
         limb(J[f"{side}_hip"], J[f"{side}_knee"], 0.045, 0.034, col(thigh))
         limb(J[f"{side}_knee"], J[f"{side}_ankle"], 0.032, 0.024, col(shin))
         limb(fig.heels[side], fig.toes[side], 0.022, 0.018, col(body.shoes))
+    return items
 
+
+def _head_item(img, fig: Figure3D, body: Body, proj: _Projector, w: float, line: float):
+    """``(depth, paint)`` of the head: far ear, outlined head, hair, near ear."""
+    J = fig.joints
     head_pts = _head_points(fig)
     vis = proj.depth(head_pts - fig.head) > -0.004
+
+    def ear(e):
+        _disc(img, e, 0.016 * w + line, _dark(body.skin))
+        _disc(img, e, 0.016 * w, body.skin)
 
     def head():
         h2 = proj(head_pts)
@@ -243,29 +269,23 @@ def draw_figure(img: np.ndarray, fig: Figure3D, body: Body, proj: _Projector) ->
         ]
         for dz, e in ears:
             if dz < 0:
-                _disc(img, e, 0.016 * w + line, _dark(body.skin))
-                _disc(img, e, 0.016 * w, body.skin)
-        centre = proj(fig.head)
-        grow = (
-            h2
-            + (h2 - centre)
-            / np.maximum(np.linalg.norm(h2 - centre, axis=1, keepdims=True), 1e-6)
-            * line
-        )
-        _hull(img, grow, _dark(body.skin))
+                ear(e)
+        _hull(img, _grown(h2, proj(fig.head), line), _dark(body.skin))
         _hull(img, h2, body.skin)
         hair = h2[vis & _HAIR]
         if len(hair) >= 3:
             _hull(img, hair, body.hair)
         for dz, e in ears:
             if dz >= 0:
-                _disc(img, e, 0.016 * w + line, _dark(body.skin))
-                _disc(img, e, 0.016 * w, body.skin)
+                ear(e)
 
-    items.append((float(proj.depth(fig.head)), head))
-    for _, paint in sorted(items, key=lambda t: t[0]):
-        paint()
-    r = max(2.0, 0.009 * s)
+    return float(proj.depth(fig.head)), head
+
+
+def _draw_markers(img: np.ndarray, fig: Figure3D, proj: _Projector) -> None:
+    """The keypoint markers (rings), far ones first."""
+    J = fig.joints
+    r = max(2.0, 0.009 * proj.scale)
     depth = proj.depth(np.array([J[n] for n in KEYPOINT_NAMES]))
     for k in np.argsort(depth, kind="stable"):
         name = KEYPOINT_NAMES[k]

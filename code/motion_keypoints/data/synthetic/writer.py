@@ -35,6 +35,7 @@ The person is :mod:`.body`, its drawing :mod:`.render`. The command line is
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ from ..layout import DATA_SPLITS as SPLITS
 from ..naming import CAMERAS, frame_name, group_key
 from .body import View, _rng, pose_angles, pose_figure, sample_body, sample_motion
 from .render import _Projector, draw_figure, keypoint_array, place, push_outside, render_background
+
+logger = logging.getLogger(__name__)
 
 #: Bump when the rendering changes, so an existing synthetic folder is regenerated.
 GENERATOR_VERSION = 1
@@ -289,115 +292,196 @@ def make_synthetic(
     ``outside_rate`` is the fraction of images with one hand or foot pushed just outside the frame.
     ``frame_step``, ``distractor``, ``video`` and ``fps``: see the module docstring; with a
     distractor, ``OUT/distractor_labels.csv`` holds the distractor's keypoints of the images
-    that show one. The video is (re)written on every call.
+    that show one. The video is (re)written on every call. With ``progress``, a progress bar and
+    a one-line summary (logged).
     """
     out = Path(out)
-    problems = []
-    if n_train < 1 or n_test < 0:
-        problems.append(f"need n_train >= 1 and n_test >= 0, got {n_train} and {n_test}")
-    if width < 32 or height < 32:
-        problems.append(f"image size {width}x{height} is too small: use at least 32x32")
-    if not 1 <= cameras_per_clip <= len(CAMERAS) or frames_per_camera < 1:
-        problems.append(f"cameras_per_clip must be 1..{len(CAMERAS)} and frames_per_camera >= 1")
-    if not 0.0 <= outside_rate <= 1.0:
-        problems.append(f"outside_rate must be in [0, 1], got {outside_rate}")
-    if frame_step < 0:
-        problems.append(f"frame_step must be >= 0 (0: random sparse steps), got {frame_step}")
-    if not 0.0 <= distractor <= 1.0:
-        problems.append(f"distractor must be in [0, 1], got {distractor}")
+    spec = _Spec(n_train, n_test, width, height, seed, cameras_per_clip, frames_per_camera,
+                 outside_rate, frame_step, distractor)  # fmt: skip
+    problems = spec.problems()
     if video is not None and not fps > 0:
         problems.append(f"fps must be positive, got {fps}")
     if problems:
         raise ValueError("; ".join(problems))
-    params = {
-        "generator": "motion_keypoints.synthetic", "version": GENERATOR_VERSION, "n_train": int(n_train),
-        "n_test": int(n_test), "width": int(width), "height": int(height), "seed": int(seed),
-        "cameras_per_clip": int(cameras_per_clip), "frames_per_camera": int(frames_per_camera),
-        "outside_rate": float(outside_rate),
-    }  # fmt: skip
-    # New options are recorded only when used, so a default folder stays byte-identical.
-    if frame_step:
-        params["frame_step"] = int(frame_step)
-    if distractor:
-        params["distractor"] = float(distractor)
-    opts = {"frame_step": int(frame_step), "distractor": float(distractor)}
-    manifest = out / MANIFEST_NAME
-    items = plan_items(n_train, n_test, seed, cameras_per_clip, frames_per_camera, frame_step)
-    dirs = {"train": out / "images" / "train_imgs", "test": out / "images" / "test_imgs"}
-    csvs = [out / "train_df.csv", out / "sample_submission.csv", out / "test_labels.csv"]
-    if distractor:
-        csvs.append(out / DISTRACTOR_LABELS)
-    paths = [dirs[it.split] / it.name for it in items]
-    previous = json.loads(manifest.read_text()) if manifest.is_file() else None
+    items = spec.items()
+    files = _Files.of(out, items, distractor)
+    if _up_to_date(out, spec, files):
+        if progress:
+            logger.info(f"synthetic data in {out} is up to date ({n_train} train + {n_test} test "
+                        "images)")
+    else:
+        _write_data(out, spec, items, files, progress)
+    if video is not None:
+        write_synthetic_video(video, items, seed, width, height, cameras_per_clip,
+                              frames_per_camera, outside_rate, fps, progress, **spec.options())  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """The arguments of :func:`make_synthetic` that decide the data."""
+
+    n_train: int
+    n_test: int
+    width: int
+    height: int
+    seed: int
+    cameras_per_clip: int
+    frames_per_camera: int
+    outside_rate: float
+    frame_step: int
+    distractor: float
+
+    def problems(self) -> List[str]:
+        """What is wrong with the arguments (empty: nothing)."""
+        problems = []
+        if self.n_train < 1 or self.n_test < 0:
+            problems.append(f"need n_train >= 1 and n_test >= 0, got {self.n_train} and "
+                            f"{self.n_test}")
+        if self.width < 32 or self.height < 32:
+            problems.append(f"image size {self.width}x{self.height} is too small: use at least "
+                            "32x32")
+        if not 1 <= self.cameras_per_clip <= len(CAMERAS) or self.frames_per_camera < 1:
+            problems.append(f"cameras_per_clip must be 1..{len(CAMERAS)} and frames_per_camera "
+                            ">= 1")
+        if not 0.0 <= self.outside_rate <= 1.0:
+            problems.append(f"outside_rate must be in [0, 1], got {self.outside_rate}")
+        if self.frame_step < 0:
+            problems.append("frame_step must be >= 0 (0: random sparse steps), got "
+                            f"{self.frame_step}")
+        if not 0.0 <= self.distractor <= 1.0:
+            problems.append(f"distractor must be in [0, 1], got {self.distractor}")
+        return problems
+
+    def manifest(self) -> dict:
+        """The parameters recorded in ``synthetic.json`` (without ``complete``)."""
+        params = {
+            "generator": "motion_keypoints.synthetic", "version": GENERATOR_VERSION,
+            "n_train": int(self.n_train), "n_test": int(self.n_test), "width": int(self.width),
+            "height": int(self.height), "seed": int(self.seed),
+            "cameras_per_clip": int(self.cameras_per_clip),
+            "frames_per_camera": int(self.frames_per_camera),
+            "outside_rate": float(self.outside_rate),
+        }  # fmt: skip
+        # New options are recorded only when used, so a default folder stays byte-identical.
+        if self.frame_step:
+            params["frame_step"] = int(self.frame_step)
+        if self.distractor:
+            params["distractor"] = float(self.distractor)
+        return params
+
+    def options(self) -> dict:
+        return {"frame_step": int(self.frame_step), "distractor": float(self.distractor)}
+
+    def items(self) -> List[ImageItem]:
+        return plan_items(self.n_train, self.n_test, self.seed, self.cameras_per_clip,
+                          self.frames_per_camera, self.frame_step)  # fmt: skip
+
+    def render(self, item: ImageItem) -> RenderedItem:
+        return render_item_full(item, self.seed, self.width, self.height, self.cameras_per_clip,
+                                self.frames_per_camera, self.outside_rate, **self.options())
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The files of a synthetic data root: manifest, image folders, CSVs and every image."""
+
+    manifest: Path
+    dirs: Dict[str, Path]
+    csvs: List[Path]
+    images: List[Path]
+
+    @classmethod
+    def of(cls, out: Path, items: List[ImageItem], distractor: float) -> _Files:
+        dirs = {"train": out / "images" / "train_imgs", "test": out / "images" / "test_imgs"}
+        csvs = [out / "train_df.csv", out / "sample_submission.csv", out / "test_labels.csv"]
+        if distractor:
+            csvs.append(out / DISTRACTOR_LABELS)
+        return cls(out / MANIFEST_NAME, dirs, csvs, [dirs[it.split] / it.name for it in items])
+
+
+def _up_to_date(out: Path, spec: _Spec, files: _Files) -> bool:
+    """Whether ``out`` holds complete data of ``spec``; a non-empty folder that
+    :func:`make_synthetic` did not write is refused (FileExistsError)."""
+    previous = json.loads(files.manifest.read_text()) if files.manifest.is_file() else None
     if previous is None and out.exists() and any(out.iterdir()):
         raise FileExistsError(
             f"{out} is not empty and was not written by make_synthetic (no {MANIFEST_NAME}); "
             "choose a new or empty output folder"
         )
-    if previous == {**params, "complete": True} and all(p.is_file() for p in csvs + paths):
-        if progress:
-            print(f"synthetic data in {out} is up to date ({n_train} train + {n_test} test images)")
-        if video is not None:
-            write_synthetic_video(video, items, seed, width, height, cameras_per_clip,
-                                  frames_per_camera, outside_rate, fps, progress, **opts)  # fmt: skip
-        return out
+    return previous == {**spec.manifest(), "complete": True} and all(
+        p.is_file() for p in files.csvs + files.images)
+
+
+def _write_data(out: Path, spec: _Spec, items: List[ImageItem], files: _Files,
+                progress: bool) -> None:  # fmt: skip
+    """(Re)generate the data root: manifest first (incomplete), stale images removed, images,
+    CSVs, then the manifest marked complete."""
     from ...io.outputs import output_dir, remove_output
 
     with output_dir(out, "synthetic data"):  # the one folder this command may write into
-        atomic_write_text(manifest, json.dumps({**params, "complete": False}, indent=2) + "\n",
-                          kind="synthetic manifest")
-        wanted = set(paths)
-        for d in dirs.values():
+        atomic_write_text(files.manifest, json.dumps({**spec.manifest(), "complete": False},
+                                                     indent=2) + "\n", kind="synthetic manifest")
+        wanted = set(files.images)
+        for d in files.dirs.values():
             for stale in sorted(d.glob("*.jpg")) if d.is_dir() else []:
                 if stale not in wanted:
                     remove_output(stale)
         start = time.perf_counter()
-        coords = {split: np.zeros((0, len(KEYPOINT_NAMES), 2)) for split in SPLITS}
-        rows: Dict[str, List[np.ndarray]] = {split: [] for split in SPLITS}
-        outside = 0
-        others: List[Tuple[str, np.ndarray]] = []
-        for item, path in tqdm(
-            list(zip(items, paths)), desc="synthetic images", unit="img", disable=not progress
-        ):
-            r = render_item_full(
-                item, seed, width, height, cameras_per_clip, frames_per_camera, outside_rate, **opts
-            )
-            img, kps, quality = r.image, r.keypoints, r.quality
-            if r.distractor is not None:
-                others.append((item.name, r.distractor))
-            outside += int(
-                np.sum((kps[:, 0] < 0) | (kps[:, 0] >= width) | (kps[:, 1] < 0) | (kps[:, 1] >= height))
-            )
-            write_jpeg(path, img, quality)
-            rows[item.split].append(kps)
-        for split in SPLITS:
-            if rows[split]:
-                coords[split] = np.stack(rows[split])
-        names = {split: [it.name for it in items if it.split == split] for split in SPLITS}
-        write_keypoint_csv(keypoints_frame(names["train"], coords["train"]), out / "train_df.csv")
-        write_keypoint_csv(keypoints_frame(names["test"], coords["test"]), out / "test_labels.csv")
-        zeros = np.zeros_like(coords["test"])
-        write_keypoint_csv(keypoints_frame(names["test"], zeros), out / "sample_submission.csv")
-        if distractor:
-            other_coords = np.stack([k for _, k in others]) if others else coords["test"][:0]
-            write_keypoint_csv(
-                keypoints_frame([n for n, _ in others], other_coords), out / DISTRACTOR_LABELS
-            )
-        atomic_write_text(manifest, json.dumps({**params, "complete": True}, indent=2) + "\n",
-                          kind="synthetic manifest")
+        coords, others, outside = _render_images(spec, items, files.images, progress)
+        _write_tables(out, items, coords, others, spec.distractor)
+        atomic_write_text(files.manifest, json.dumps({**spec.manifest(), "complete": True},
+                                                     indent=2) + "\n", kind="synthetic manifest")
         if progress:
-            per_clip = cameras_per_clip * frames_per_camera
-            print(
-                f"synthetic data: {n_train} train + {n_test} test images ({width}x{height}, seed {seed}, "
-                f"{-(-n_train // per_clip)} + {-(-n_test // per_clip)} clips) in {out}; "
+            per_clip = spec.cameras_per_clip * spec.frames_per_camera
+            logger.info(
+                f"synthetic data: {spec.n_train} train + {spec.n_test} test images ({spec.width}x"
+                f"{spec.height}, seed {spec.seed}, {-(-spec.n_train // per_clip)} + "
+                f"{-(-spec.n_test // per_clip)} clips) in {out}; "
                 f"{outside} keypoints outside the frame; "
-                + (f"{len(others)} images with a distractor; " if distractor else "")
+                + (f"{len(others)} images with a distractor; " if spec.distractor else "")
                 + f"{time.perf_counter() - start:.1f}s"
             )
-    if video is not None:
-        write_synthetic_video(video, items, seed, width, height, cameras_per_clip,
-                              frames_per_camera, outside_rate, fps, progress, **opts)  # fmt: skip
-    return out
+
+
+def _render_images(spec: _Spec, items: List[ImageItem], paths: List[Path], progress: bool):
+    """Render and write every image: ``(keypoints per split (N, K, 2), [(image, distractor
+    keypoints)], keypoints outside the frame)``."""
+    coords = {split: np.zeros((0, len(KEYPOINT_NAMES), 2)) for split in SPLITS}
+    rows: Dict[str, List[np.ndarray]] = {split: [] for split in SPLITS}
+    outside = 0
+    others: List[Tuple[str, np.ndarray]] = []
+    for item, path in tqdm(
+        list(zip(items, paths)), desc="synthetic images", unit="img", disable=not progress
+    ):
+        r = spec.render(item)
+        kps = r.keypoints
+        if r.distractor is not None:
+            others.append((item.name, r.distractor))
+        outside += int(np.sum((kps[:, 0] < 0) | (kps[:, 0] >= spec.width) | (kps[:, 1] < 0)
+                              | (kps[:, 1] >= spec.height)))  # fmt: skip
+        write_jpeg(path, r.image, r.quality)
+        rows[item.split].append(kps)
+    for split in SPLITS:
+        if rows[split]:
+            coords[split] = np.stack(rows[split])
+    return coords, others, outside
+
+
+def _write_tables(out: Path, items: List[ImageItem], coords: Dict[str, np.ndarray],
+                  others: List[Tuple[str, np.ndarray]], distractor: float) -> None:  # fmt: skip
+    """``train_df.csv``, ``test_labels.csv``, ``sample_submission.csv`` (zeros) and, with a
+    distractor, ``distractor_labels.csv``."""
+    names = {split: [it.name for it in items if it.split == split] for split in SPLITS}
+    write_keypoint_csv(keypoints_frame(names["train"], coords["train"]), out / "train_df.csv")
+    write_keypoint_csv(keypoints_frame(names["test"], coords["test"]), out / "test_labels.csv")
+    zeros = np.zeros_like(coords["test"])
+    write_keypoint_csv(keypoints_frame(names["test"], zeros), out / "sample_submission.csv")
+    if distractor:
+        other_coords = np.stack([k for _, k in others]) if others else coords["test"][:0]
+        write_keypoint_csv(
+            keypoints_frame([n for n, _ in others], other_coords), out / DISTRACTOR_LABELS
+        )
 
 
 def write_synthetic_video(
@@ -433,6 +517,6 @@ def write_synthetic_video(
     with atomic_path(labels, kind="video labels", option="--video") as tmp:
         table.to_csv(tmp, index=False)
     if progress:
-        print(f"synthetic video: {n} frames of {group_key(first.name)} ({split}) at {fps:g} "
-              f"fps -> {video} (true keypoints: {labels})")
+        logger.info(f"synthetic video: {n} frames of {group_key(first.name)} ({split}) at "
+                    f"{fps:g} fps -> {video} (true keypoints: {labels})")
     return Path(video)
