@@ -1,6 +1,6 @@
-"""Config keys of the heatmap family (PointRend style: :func:`add_heatmap_config` is always
-called by ``models.rcnn.config.setup_cfg``, so every config file of either family loads, and the
-keys are ignored by the R-CNN family). Select the family with
+"""Config keys of the heatmap family (PointRend style: :func:`add_heatmap_config` is declared in
+the model registry and always called by ``engine.config.setup_cfg``, so every config file of any
+family loads, and the keys are ignored by the other families). Select the family with
 ``MODEL.META_ARCHITECTURE: "TopDownHeatmap"`` (see ``configs/Base-HRNet.yaml``)."""
 
 from __future__ import annotations
