@@ -51,12 +51,8 @@ def _natural_key(name: str):
 
 
 def _read_image(path: Path) -> Optional[np.ndarray]:
-    try:  # the kit's one image reader (EXIF rotation like detectron2), when it exists
-        from .images import read_image  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - older io.images without read_image
-        import cv2
+    from .images import read_image  # the kit's one image reader (EXIF rotation like detectron2)
 
-        return cv2.imread(str(path), cv2.IMREAD_COLOR)
     try:
         return read_image(path)
     except Exception:  # unreadable: the caller names the file

@@ -93,15 +93,12 @@ class RcnnMember:
         from ..models.rcnn import import_detectron2
 
         import_detectron2()
-        from detectron2.checkpoint import DetectionCheckpointer
-        from detectron2.modeling import build_model
-
-        from ..models.rcnn.predictor import load_run_config, predict_frames
+        from ..engine.checkpoint import build_eval_model
+        from ..engine.inference import load_run_config
+        from ..models.rcnn.predictor import predict_frames
 
         self.cfg = load_run_config(Path(run), checkpoint, opts)
-        self.model = build_model(self.cfg)
-        self.model.eval()
-        DetectionCheckpointer(self.model).load(self.cfg.MODEL.WEIGHTS)
+        self.model = build_eval_model(self.cfg)  # the predictors' one loader
         self.flip_tta = flip_tta
         self._predict_frames = predict_frames
 
