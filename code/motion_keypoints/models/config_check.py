@@ -1,13 +1,14 @@
 """The whole config checked before any work: detectron2's order ``get_cfg -> add_*_config ->
 merge -> checks -> freeze``, this module being the checks (called by
-:func:`motion_keypoints.models.rcnn.config.setup_cfg`, which every command goes through).
+:func:`motion_keypoints.engine.config.setup_cfg`, which every command goes through).
 
 Every problem is one line naming the key and the fix, with a "did you mean" where a close name
 exists:
 
 - **values**: each kit key has a rule (type, range, choices) in a declarative table beside its
-  default and comment (``KIT_KEY_RULES`` in :mod:`.rcnn.config`, ``HEATMAP_KEY_RULES`` in
-  :mod:`.heatmap.config`); the detectron2 keys the kit depends on have theirs here
+  default and comment (``KIT_KEY_RULES`` in :mod:`motion_keypoints.engine.config`, each family's
+  rules as the model registry declares them, e.g. ``HEATMAP_KEY_RULES`` in :mod:`.heatmap.config`;
+  :data:`RCNN_KEY_RULES` here for R-CNN configs only); the detectron2 keys the kit depends on have theirs here
   (:data:`DETECTRON2_KEY_RULES`): solver numbers, input sizes, norms, and the model parts
   checked against detectron2's registries;
 - **the machine**: ``MODEL.DEVICE`` present (:func:`device_problem`) and ``MODEL.WEIGHTS``
@@ -16,7 +17,8 @@ exists:
 Rules are plain data (:class:`Rule`, built with :func:`flag`, :func:`integer`, :func:`number`,
 :func:`text`, :func:`one_of`, :func:`sequence`, :func:`registry`); choices may be a function,
 called only when the key is checked (registries and timm are imported then, not at import
-time). This module imports nothing of the kit but :mod:`motion_keypoints.errors`.
+time). This module imports nothing of the kit but :mod:`motion_keypoints.errors` (and, when
+``MODEL.META_ARCHITECTURE`` is checked, the model registry for the families' own names).
 """
 
 from __future__ import annotations

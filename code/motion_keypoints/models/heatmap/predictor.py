@@ -32,7 +32,7 @@ from ...engine.inference import (
 )
 from ...evaluation.metrics import rmse, scale_pose
 from ...geometry import box_from_points, to_continuous
-from ...io.predictions import predict_command, read_predictions
+from ...io.predictions import predict_command, prediction_paths, read_predictions
 from ...io.runs import RUN_INFO_FILE, RunError, family_of_info, split_val_images
 from ...io.tables import keypoints_array
 from ..registry import box_families
@@ -70,7 +70,7 @@ def load_boxes(boxes_run, split: str, names: Sequence[str], data_root) -> Dict[s
         raise RunError(f"--boxes-from {boxes_run}: no such run folder; give a Keypoint R-CNN run "
                        "folder (outputs/<run>) that has predicted this split")
     check_boxes_run(boxes_run)
-    file = boxes_run / f"predictions_{split}.csv"
+    file = prediction_paths(boxes_run, split)[0]  # the CSV that run predicted (no tag)
     if not file.is_file():
         raise RunError(f"--boxes-from {boxes_run}: {file.name} is missing; predict the {split} "
                        f"split first: {predict_command(boxes_run, data_root, split)}")

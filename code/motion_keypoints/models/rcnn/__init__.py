@@ -1,6 +1,8 @@
-"""The Keypoint R-CNN family (detectron2): config keys (:mod:`.config`), datasets
-(:mod:`.datasets`), the competition evaluator (:mod:`.evaluator`), training (:mod:`.trainer`) and
-batched prediction with flip TTA (:mod:`.predictor`).
+"""The Keypoint R-CNN family (detectron2), on top of :mod:`motion_keypoints.engine`: the kit's
+image reader as a DatasetMapper (:mod:`.mapper`), the COCO 17 -> K predictor transfer
+(:mod:`.weights`), training (:mod:`.trainer`) and batched prediction with flip TTA and person
+rules (:mod:`.predictor`). ``.config``, ``.datasets`` and ``.evaluator`` re-export the engine's
+(shared by every family) under their old names. It never imports the heatmap family.
 
 Importing this package does no work; :func:`import_detectron2` imports detectron2 with a message
 that says how to install it.
