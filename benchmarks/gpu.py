@@ -16,7 +16,7 @@ Every figure is printed beside its baseline with its conditions; nothing is asse
   python benchmarks/gpu.py                 # on a GPU machine
   python benchmarks/gpu.py --dry-run       # CPU, tiny configs and sizes: the script cannot rot
 
-No GPU figure has been measured yet (README, performance table).
+No GPU figure has been measured yet (docs/cli.md, "Performance on a GPU").
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """THE pixel convention of the kit, and every coordinate transform built on it.
 
-Convention (stated in the README): a keypoint ``(x, y)`` is in **pixel-index coordinates** — the
+Convention (stated in docs/pixel-convention.md): a keypoint ``(x, y)`` is in **pixel-index coordinates** — the
 centre of the pixel in column ``j`` and row ``i`` is ``(j, i)``; the image spans
 ``[-0.5, W - 0.5] × [-0.5, H - 0.5]``. This is what the CSVs hold and what the kit writes.
 

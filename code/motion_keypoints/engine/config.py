@@ -232,7 +232,7 @@ def merge_problem(cfg, exc: BaseException, where: str) -> str:
     if unknown:
         key = unknown.group(1)
         return (f"{where}: unknown config key {key}{close_names(key, list(_all_keys(cfg)))}; "
-                "fix its name or remove it (the kit's keys are listed in README.md)")
+                "fix its name or remove it (the kit's keys are listed in docs/configs.md)")
     if isinstance(exc, (TypeError, AttributeError)):  # fvcore reading a YAML that is no mapping
         return (f"{where}: not a mapping of config keys (an empty file, or a list at the top); "
                 "write KEY: value blocks as the files in configs/ do")
