@@ -11,6 +11,45 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: Session fixtures that hold a learned model or the demo's output: the tests that use one run
+#: in the same pytest-xdist worker (``--dist loadgroup``), so each is built once per session.
+SHARED_RUNS = {
+    "learned": ("learn_data", "learned_run", "learned_predictions", "heatmap_run",
+                "heatmap_predictions", "long_learned_run"),
+    "demo": ("demo_output",),
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true",
+                     help="also run the long tier (tests marked long: the 1000-iteration R-CNN "
+                          "learning run; `make test-long`); MK_LONG=1 does the same")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the long tier unless asked for (--long or MK_LONG=1), and group the tests of each
+    shared run onto one xdist worker (a no-op without xdist)."""
+    long_tier = config.getoption("--long") or os.environ.get("MK_LONG") == "1"
+    skip_long = pytest.mark.skip(reason="long tier: run it with `make test-long` (pytest --long)")
+    for item in items:
+        if "long" in item.keywords and not long_tier:
+            item.add_marker(skip_long)
+        names = set(getattr(item, "fixturenames", ()))
+        for group, fixtures in SHARED_RUNS.items():
+            if names & set(fixtures):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker's trainings get an equal share of the cores (torch's
+    default of one thread per core in every worker oversubscribes them); an explicit
+    OMP_NUM_THREADS is kept."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _output_ledger(tmp_path_factory):
     """The output policy's ledger of this test session lives in a temporary folder (subprocesses
@@ -39,11 +78,15 @@ def synthetic_data(tmp_path_factory):
 
 # ---------------------------------------------------------------- trained tiny runs (slow tests)
 
-#: Synthetic data and iterations of the learning run (CPU minutes, see tests/test_train.py):
+#: Synthetic data and iterations of the learning runs (CPU minutes, see tests/test_train.py):
 #: 200 clips seen by two cameras, one frame each, so the validation clips are unseen poses.
 LEARN_DATA = {"n_train": 400, "n_test": 16, "width": 384, "height": 216, "seed": 0,
               "cameras_per_clip": 2, "frames_per_camera": 1}
-LEARN_ITERS = 1000
+#: The CI tier's shared R-CNN: enough to find every validation person (the heatmap model's
+#: boxes) and a learned keypoint head (the transfer test); about 6x cheaper than the long tier's.
+LEARN_ITERS = 160
+#: The long tier's R-CNN learning run (``pytest --long``, ``make test-long``): ~25 CPU-minutes.
+LONG_LEARN_ITERS = 1000
 
 
 def run_script(script: str, *args, check=True, timeout=1800, env=None, unset=()):
@@ -109,6 +152,64 @@ def learned_run(learn_data):
     out = learn_data.parent / "runs" / "original"
     run_script("train", "--config-file", str(REPO / "configs" / "tiny-cpu.yaml"),
                *tiny_opts(learn_data, out, LEARN_ITERS))
+    return out
+
+
+@pytest.fixture(scope="session")
+def long_learned_run(learn_data):
+    """The long tier's tiny-cpu R-CNN: trained from scratch for LONG_LEARN_ITERS iterations."""
+    out = learn_data.parent / "runs" / "original_long"
+    run_script("train", "--config-file", str(REPO / "configs" / "tiny-cpu.yaml"),
+               *tiny_opts(learn_data, out, LONG_LEARN_ITERS))
+    return out
+
+
+@pytest.fixture(scope="session")
+def learned_predictions(learned_run, learn_data):
+    """learned_run's predictions of the validation and test images with flip TTA (and without:
+    ``predictions_<split>_noflip.csv``), made once for every test that reads them; returns the
+    run."""
+    for split in ("val", "test"):
+        run_script("predict", "--run", learned_run, "--data-root", learn_data, "--split", split,
+                   "--flip-tta")
+    return learned_run
+
+
+def _child_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+#: Iterations of the session's heatmap model, what the CI budget affords (tiny-hrnet ~0.4 s CPU
+#: per iteration with 1 torch thread on a 2-core machine; the learning test prints its seconds).
+HEATMAP_ITERS = 400
+
+
+@pytest.fixture(scope="session")
+def heatmap_run(learn_data):
+    """tiny-hrnet trained from scratch on learn_data (the same validation split as learned_run);
+    returns (run, CPU seconds of the training process, wall seconds)."""
+    import time
+
+    out = learn_data.parent / "runs" / "hrnet"
+    cpu0, t0 = _child_cpu(), time.perf_counter()
+    run_script("train", "--config-file", REPO / "configs" / "tiny-hrnet.yaml",
+               *tiny_opts(learn_data, out, HEATMAP_ITERS))
+    return out, _child_cpu() - cpu0, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="session")
+def heatmap_predictions(heatmap_run, learned_predictions, learn_data):
+    """The heatmap run's predictions of val and test (flip TTA) on learned_run's person boxes,
+    made once; returns {split: predict.py's stdout}."""
+    out = {}
+    for split in ("val", "test"):
+        out[split] = run_script(
+            "predict", "--run", heatmap_run[0], "--data-root", learn_data, "--split", split,
+            "--flip-tta", "--boxes-from", learned_predictions,
+        ).stdout
     return out
 
 

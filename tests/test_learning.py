@@ -10,8 +10,6 @@ Every figure is printed (``pytest -s``); timings are printed, never asserted.
 """
 
 import json
-import resource
-import time
 
 import numpy as np
 import pytest
@@ -20,10 +18,6 @@ from conftest import REPO, run_script, tiny_opts
 
 from motion_keypoints.meta import COCO_17, KEYPOINT_NAMES
 
-#: Iterations of the heatmap model, what the CI budget affords: less CPU time than the R-CNN's
-#: 1000 (measured with 1 torch thread on a busy 2-core machine: tiny-hrnet 0.40 s CPU/it,
-#: tiny-cpu ~2 s CPU/it with its evaluations; the test prints both runs' training seconds).
-HEATMAP_ITERS = 400
 #: Fine-tuning iterations and learning rate of the transfer test (both arms): a fine-tuning
 #: rate (tiny-cpu trains from scratch at 0.02, where 40 iterations retrain a dropped predictor).
 TRANSFER_ITERS = 20
@@ -33,11 +27,6 @@ TRANSFER_LR = 0.002
 #: for tiny-hrnet 150 it vs tiny-cpu 100 it, where the R-CNN's boxes limit it: 10.7 px on
 #: ground-truth boxes).
 HEATMAP_VS_RCNN = 1.0
-
-
-def _child_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def _train_seconds(run) -> float:
@@ -51,37 +40,14 @@ def _train_seconds(run) -> float:
     return total
 
 
-@pytest.fixture(scope="module")
-def heatmap_run(learn_data):
-    """tiny-hrnet trained from scratch on learn_data (the same validation split as learned_run);
-    returns (run, CPU seconds of the training process, wall seconds)."""
-    out = learn_data.parent / "runs" / "hrnet"
-    cpu0, t0 = _child_cpu(), time.perf_counter()
-    run_script("train", "--config-file", REPO / "configs" / "tiny-hrnet.yaml",
-               *tiny_opts(learn_data, out, HEATMAP_ITERS))
-    return out, _child_cpu() - cpu0, time.perf_counter() - t0
-
-
-def _predicted(learned_run, heatmap_run, learn_data):
-    """Predict val and test with both (flip test); returns the heatmap val summary line."""
-    for split in ("val", "test"):
-        run_script("predict", "--run", learned_run, "--data-root", learn_data, "--split", split,
-                   "--flip-tta")
-    out = {}
-    for split in ("val", "test"):
-        out[split] = run_script(
-            "predict", "--run", heatmap_run, "--data-root", learn_data, "--split", split,
-            "--flip-tta", "--boxes-from", learned_run,
-        ).stdout
-    return out
-
-
 @pytest.mark.slow
-def test_heatmap_on_rcnn_boxes_beats_the_rcnn_and_fuses(learned_run, heatmap_run, learn_data):
+def test_heatmap_on_rcnn_boxes_beats_the_rcnn_and_fuses(learned_predictions, heatmap_run,
+                                                        heatmap_predictions, learn_data):
     from motion_keypoints.ensemble.driver import run_ensemble
 
+    learned_run = learned_predictions
     hrun, h_cpu, h_wall = heatmap_run
-    stdout = _predicted(learned_run, hrun, learn_data)
+    stdout = heatmap_predictions
     info = {r: json.loads((r / "run_info.json").read_text()) for r in (learned_run, hrun)}
     assert info[hrun]["family"] == "heatmap" and info[learned_run].get("family", "rcnn") == "rcnn"
     # both runs hold out the same validation frames (same data, seed and fraction)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, run_script, tiny_opts
+from conftest import run_script
 
 from motion_keypoints.data.layout import DataPaths
 from motion_keypoints.io.tables import read_keypoint_csv
@@ -14,27 +14,14 @@ from motion_keypoints.meta import COORD_COLUMNS
 from motion_keypoints.submission import check_submission
 
 
-@pytest.fixture(scope="session")
-def augmented_run(learn_data):
-    """A second, shorter run on the demo augmentation set (the demo's first R-CNN: 120
-    iterations find the person in every validation frame)."""
-    aug = learn_data.parent / "augmented"
-    run_script("augmentation", "--data-root", learn_data, "--out", aug, "--sets", "demo", "--workers", "2")
-    out = learn_data.parent / "runs" / "demo"
-    run_script("train", "--config-file", REPO / "configs" / "tiny-cpu.yaml",
-               *tiny_opts(learn_data, out, 120, **{"DATA.AUG_SET": "demo", "DATA.AUGMENTED_DIR": aug}))
-    return out
-
-
 @pytest.mark.slow
-def test_two_runs_predict_and_ensemble_into_a_valid_submission(learned_run, augmented_run, learn_data, tmp_path):
-    runs = [learned_run, augmented_run]
-    # the augmented run holds out exactly the same validation frames, and trained on none of them
-    splits = [json.loads((r / "split.json").read_text()) for r in runs]
-    assert splits[0]["val"] == splits[1]["val"]
+def test_two_runs_predict_and_ensemble_into_a_valid_submission(learned_predictions, heatmap_run,
+                                                               heatmap_predictions, learn_data,
+                                                               tmp_path):
+    """The session's two learned runs, one per family (the R-CNN, and the heatmap model on its
+    boxes), predicted with flip TTA by predict.py, fused by ensemble.py."""
+    runs = [learned_predictions, heatmap_run[0]]
     for run in runs:
-        for split in ("val", "test"):
-            run_script("predict", "--run", run, "--data-root", learn_data, "--split", split, "--flip-tta")
         pred = pd.read_csv(run / "predictions_test.csv")
         sample = pd.read_csv(DataPaths.from_root(learn_data).sample_submission)
         assert list(pred["image"]) == list(sample["image"])
@@ -78,6 +65,11 @@ def test_demo_runs_end_to_end_on_a_reduced_size(demo_output):
         assert (demo / "runs" / run / "predictions_test.csv").is_file()
         # the pictures show every member, of both families
         assert list((demo / "runs" / run / "samples").glob("*.jpg")), f"no pictures of {run}"
+    # runs trained on augmentation sets hold out exactly the same validation frames (and
+    # trained on none of them)
+    splits = [json.loads((demo / "runs" / r / "split.json").read_text()) for r in ("demo", "demo_crop")]
+    assert splits[0]["val"] == splits[1]["val"]
+    assert not set(splits[0]["val"]) & set(splits[0]["train"])
     # the heatmap model of the demo: trained on the first set, predicted on the first R-CNN's boxes
     info = json.loads((demo / "runs" / "hrnet_demo" / "run_info.json").read_text())
     assert info["family"] == "heatmap" and info["aug_set"] == "demo"

@@ -3,17 +3,13 @@ start leaves no run (9.7) and validation metrics do not depend on caches (10.5).
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, run_script, tiny_opts
+from conftest import REPO, run_script
 
 from motion_keypoints.io.runs import (
     RUN_FILE,
@@ -351,38 +347,3 @@ def test_in_training_rmse_equals_evaluate_py_fresh_and_with_a_cache(synthetic_da
     kps = np.array([np.reshape(d["annotations"][0]["keypoints"], (-1, 3))[:, :2]
                     for d in DatasetCatalog.get(run.val_name)])
     np.testing.assert_allclose(kps, truth + 0.5, atol=1e-9)
-
-
-# ------------------------------------------------------------------------ kill and rerun
-
-
-@pytest.mark.slow
-def test_a_refused_rerun_costs_no_finished_work(learn_data, tmp_path):
-    out = tmp_path / "run"
-    args = ["--config-file", "configs/tiny-cpu.yaml",
-            *tiny_opts(learn_data, out, 12, **{"SOLVER.CHECKPOINT_PERIOD": 4,
-                                              "TEST.EVAL_PERIOD": 0})]
-    proc = subprocess.Popen([sys.executable, str(REPO / "code/train.py"), *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = out / "model_0000003.pth"
-    deadline = time.time() + 900
-    while not first.is_file() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.5)
-    time.sleep(1.0)  # let the checkpoint's write finish (it is written in place)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert first.is_file() and not (out / "model_final.pth").exists(), "killed too late"
-    saved = {p.name: p.read_bytes() for p in out.glob("*.pth")}
-    # another config into the same folder: refused before training, nothing touched
-    other = run_script("train", *args, "SOLVER.BASE_LR", "0.01", check=False)
-    assert other.returncode == 1 and "another run" in other.stderr
-    assert "--resume" in other.stderr and "--clear" in other.stderr
-    # the same run without --resume: refused too (no silent overwrite)
-    same = run_script("train", *args, check=False)
-    assert same.returncode == 1 and "--resume" in same.stderr
-    assert {p.name: p.read_bytes() for p in out.glob("*.pth")} == saved
-    resumed = run_script("train", "--resume", *args)
-    assert "resuming at iteration" in resumed.stdout + resumed.stderr
-    assert (out / "model_final.pth").is_file()
-    info = json.loads((out / "run_info.json").read_text())
-    assert info["fingerprint"] == json.loads((out / RUN_FILE).read_text())["fingerprint"]
