@@ -126,6 +126,31 @@ def run_main(script: str, *args):
     return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 
+class log_records:
+    """``with log_records("motion_keypoints.x") as records:`` the log records of that logger (and
+    its children) at INFO and above while the block runs, whatever its handlers propagate."""
+
+    def __init__(self, name: str):
+        import logging
+
+        self.log, self.records = logging.getLogger(name), []
+        self.handler = logging.Handler()
+        self.handler.emit = self.records.append
+
+    def __enter__(self):
+        import logging
+
+        self.level = self.log.level
+        self.log.addHandler(self.handler)
+        self.log.setLevel(logging.INFO)
+        return self.records
+
+    def __exit__(self, *exc):
+        self.log.removeHandler(self.handler)
+        self.log.setLevel(self.level)
+        return False
+
+
 def tiny_opts(data, out, iters, **extra):
     from motion_keypoints.models.rcnn.config import schedule_opts
 

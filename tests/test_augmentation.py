@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import log_records
 
 from motion_keypoints.augment import render as augment_render
 from motion_keypoints.augment.config import load_augmentation_config
@@ -600,24 +601,12 @@ def test_config_file_flag_and_workers_auto(synthetic_data, tmp_path, capsys):
 def test_build_sets_logs_its_lines_without_a_printer(synthetic_data, tmp_path):
     """Issue 18: the library never prints; its lines go to ``echo`` (a command's printer) or,
     without one, to the log."""
-    import logging
-
     from motion_keypoints.augment.render import describe_set
 
     config = write_config(tmp_path, {"small": SMALL_SET})
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    log = logging.getLogger("motion_keypoints.augment.render")
-    level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
+    with log_records("motion_keypoints.augment.render") as records:
         [summary] = build_sets(synthetic_data, tmp_path / "out", ["small"], config=config,
                                workers=1, limit=2, progress=False)
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
     assert [r.getMessage() for r in records] == [describe_set(summary)]
     assert describe_set(summary).startswith(
         f"small-limit2: {2 * SMALL_PER_IMAGE} images from 2 sources ({2 * SMALL_PER_IMAGE} "

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import log_records
 
 from motion_keypoints.cli.make_synthetic import main as make_synthetic_main
 from motion_keypoints.data.naming import NAME_PATTERN
@@ -302,22 +303,10 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
 
 # --------------------------------------------- issue 18: libraries log, only the commands print
 def test_make_synthetic_logs_its_lines_instead_of_printing(tmp_path):
-    import logging
-
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    log = logging.getLogger("motion_keypoints.data.synthetic.writer")
-    level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
+    with log_records("motion_keypoints.data.synthetic.writer") as records:
         make_synthetic(tmp_path / "d", 4, 2, width=64, height=48, seed=1, progress=True)
         make_synthetic(tmp_path / "d", 4, 2, width=64, height=48, seed=1, progress=True)
         make_synthetic(tmp_path / "d", 4, 2, width=64, height=48, seed=1, progress=False)
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
     lines = [r.getMessage() for r in records]
     assert len(lines) == 2, lines  # progress=False: nothing
     assert lines[0].startswith("synthetic data: 4 train + 2 test images (64x48, seed 1")

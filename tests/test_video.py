@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import log_records
 
 from motion_keypoints.geometry import box_from_points
 from motion_keypoints.io.video import VideoError, count_frames, open_frames, write_video
@@ -537,8 +538,6 @@ def test_runs_that_all_need_boxes_are_refused_before_any_model_is_loaded(tmp_pat
 def test_a_registered_family_is_a_video_member_and_the_summary_is_logged(tmp_path, small_video):
     """The video asks the family registry for a run's member class: a test-only family works
     without motion/video.py naming it, and the summary line is logged, not printed."""
-    import logging
-
     from motion_keypoints.io.runs import RunError
     from motion_keypoints.models import registry
     from motion_keypoints.motion.video import describe_video_summary, predict_video
@@ -555,20 +554,12 @@ def test_a_registered_family_is_a_video_member_and_the_summary_is_logged(tmp_pat
             return [[_inst(main, 0.9)] for _ in frames]
 
     run = _run_folder(tmp_path / "toy-run", "toy-video")
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    kit = logging.getLogger("motion_keypoints")
-    level = kit.level
-    kit.addHandler(handler)
-    kit.setLevel(logging.INFO)
     registry.register(registry.Family("toy-video", ("ToyVideoArch",), video_member=ToyMember))
     try:
-        summary = predict_video(small_video, [run], tmp_path / "o", smooth="off", progress=False)
+        with log_records("motion_keypoints") as records:
+            summary = predict_video(small_video, [run], tmp_path / "o", smooth="off", progress=False)
     finally:
         registry.unregister("toy-video")
-        kit.removeHandler(handler)
-        kit.setLevel(level)
     assert summary["members"] == ["toy-run"] and summary["without_person"] == 0
     xy = pd.read_csv(tmp_path / "o" / "keypoints.csv")[list(COORD_COLUMNS)].to_numpy()
     assert np.allclose(xy.reshape(N, -1, 2), main[None], atol=1e-3)

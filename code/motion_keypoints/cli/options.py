@@ -71,14 +71,22 @@ def add_out(p, what: str, *, folder: bool, required: bool = False, default=None,
                           help=_with_default(text, required, default_text))
 
 
-def non_negative_workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0: auto), got {n}")
-    return n
+def int_at_least(minimum: int, note: str = ""):
+    """An argparse type: an int of at least ``minimum`` (``note`` is added to the refusal)."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be {'>= 0' if minimum == 0 else f'at least {minimum}'}{note}, got {n}")
+        return n
+    return parse
+
+
+non_negative_workers = int_at_least(0, " (0: auto)")
+positive_int = int_at_least(1)
 
 
 def add_workers(p, what: str, auto: str) -> None:
@@ -93,16 +101,6 @@ def add_quiet(p, *, summary: bool = True) -> None:
     rest = "errors and the summary still print" if summary else "no summary either; errors still print"
     p.add_argument("--quiet", action="store_true",
                    help=f"no progress bars; {rest} (default: off)")
-
-
-def positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
 
 
 def add_batch_size(p, what: str) -> None:
