@@ -198,35 +198,27 @@ def encode_gaussian(
 
 
 # ------------------------------------------------------------------------------------ decoding
-def _gaussian_kernel_1d(kernel: int) -> np.ndarray:
-    """1-D Gaussian of odd size ``kernel``, sigma as ``cv2.GaussianBlur`` picks for sigma=0."""
-    if kernel < 1 or kernel % 2 == 0:
-        raise ValueError(f"blur kernel size must be a positive odd integer, got {kernel}")
-    s = 0.3 * ((kernel - 1) * 0.5 - 1) + 0.8
-    r = np.arange(kernel, dtype=np.float64) - (kernel - 1) / 2.0
-    g = np.exp(-(r**2) / (2.0 * s**2))
-    return g / g.sum()
-
-
 def gaussian_blur(heatmaps: np.ndarray, kernel: int = 11) -> np.ndarray:
-    """Separable Gaussian blur of the last two axes, reflect-101 borders (cv2's default).
+    """``cv2.GaussianBlur`` (sigma from the kernel size, reflect-101 borders) of the last two axes.
 
     Like DARK / MMPose, the result is rescaled so that each map keeps its original maximum.
     """
+    import cv2
+
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"blur kernel size must be a positive odd integer, got {kernel}")
     hm = np.asarray(heatmaps, dtype=np.float64)
     if kernel == 1:
         return hm.copy()
-    g = _gaussian_kernel_1d(kernel)
-    r = kernel // 2
     h, w = hm.shape[-2:]
-    if min(h, w) <= r:
+    if min(h, w) <= kernel // 2:
         raise ValueError(f"blur kernel {kernel} too large for a {w}x{h} heatmap")
-    lead = [(0, 0)] * (hm.ndim - 2)
-    p = np.pad(hm, lead + [(r, r), (r, r)], mode="reflect")
-    out = sum(g[i] * p[..., i : i + h, :] for i in range(kernel))
-    out = sum(g[i] * out[..., :, i : i + w] for i in range(kernel))
-    orig_max = hm.max(axis=(-2, -1), keepdims=True)
-    new_max = out.max(axis=(-2, -1), keepdims=True)
+    out = hm.reshape(-1, h, w).copy()
+    for m in out:
+        m[...] = cv2.GaussianBlur(m, (kernel, kernel), 0, borderType=cv2.BORDER_REFLECT_101)
+    out = out.reshape(hm.shape)
+    orig_max = hm.max(axis=(-2, -1), keepdims=True) if hm.size else hm
+    new_max = out.max(axis=(-2, -1), keepdims=True) if hm.size else out
     scale = np.where(new_max > 0, orig_max / np.where(new_max > 0, new_max, 1.0), 1.0)
     return out * scale
 
