@@ -152,7 +152,7 @@ class log_records:
 
 
 def tiny_opts(data, out, iters, **extra):
-    from motion_keypoints.models.rcnn.config import schedule_opts
+    from motion_keypoints.engine.config import schedule_opts
 
     sched = schedule_opts(iters)
     opts = {

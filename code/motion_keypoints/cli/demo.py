@@ -108,7 +108,7 @@ class DemoPlan:
 
 
 def _train_stage(plan: DemoPlan, fam: Family, set_name: str, run: Path) -> Stage:
-    from ..models.rcnn.config import schedule_opts
+    from ..engine.config import schedule_opts
 
     opts = ["DATA.ROOT", plan.data, "DATA.AUGMENTED_DIR", plan.augmented, "DATA.AUG_SET", set_name,
             "OUTPUT_DIR", run, *schedule_opts(fam.iters)]

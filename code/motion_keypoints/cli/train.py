@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup(args):
-    from ..models.rcnn.config import setup_cfg
+    from ..engine.config import setup_cfg
 
     # require_device: training on a device that is not there is an error, not a CPU fallback
     return setup_cfg(args.config_file, args.opts, freeze=True, require_device=True)

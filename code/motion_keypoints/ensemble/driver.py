@@ -55,7 +55,6 @@ from .members import (
 from .options import (
     DEFAULT_MIN_IOU,
     FALLBACK_RULE,
-    FAMILY_ORDER,
     MEAN_POSE_ROW,
     METHOD_CHOICES,
     SWITCH_CHOICES,
@@ -71,7 +70,7 @@ from .smoothing import SMOOTH_MODES
 from .writing import output_stem, write_error_picture, write_outputs, write_samples
 
 __all__ = [
-    "DEFAULT_MIN_IOU", "FALLBACK_RULE", "FAMILY_ORDER", "MEAN_POSE_ROW", "METHOD_CHOICES",
+    "DEFAULT_MIN_IOU", "FALLBACK_RULE", "MEAN_POSE_ROW", "METHOD_CHOICES",
     "SMOOTH_MODES", "SWITCH_CHOICES", "WEIGHT_BY", "EnsembleError", "EnsembleSummary",
     "FuseOptions", "Loaded", "Plan", "Scores", "check_compatible", "choose_plan",
     "ensemble_table", "family_order", "fuse_group", "load_members", "member_family",

@@ -21,8 +21,6 @@ WEIGHT_BY: Tuple[str, ...] = ("rmse", "score", "keypoint")
 METHOD_CHOICES: Tuple[str, ...] = ("auto",) + METHODS
 #: Flip TTA per member and left/right-consistent fusion: chosen on validation, or forced.
 SWITCH_CHOICES: Tuple[str, ...] = ("auto", "on", "off")
-#: Order of the families in the table; others follow in the order given.
-FAMILY_ORDER: Tuple[str, ...] = ("rcnn", "heatmap")
 DEFAULT_MIN_IOU = 0.3
 
 FALLBACK_RULE = "mean training pose (image-relative) scaled into the image"
