@@ -11,13 +11,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-#: Session fixtures that hold a learned model or the demo's output: the tests that use one run
-#: in the same pytest-xdist worker (``--dist loadgroup``), so each is built once per session.
-SHARED_RUNS = {
-    "learned": ("learn_data", "learned_run", "learned_predictions", "heatmap_run",
-                "heatmap_predictions", "long_learned_run"),
-    "demo": ("demo_output",),
-}
+#: Test modules of the shared learned runs and of the demo's output: first in the collection, so
+#: that under ``--dist loadfile`` (``make test``) their test process starts with them.
+FIRST_MODULES = ("test_learning.py", "test_pipeline.py")
 
 
 def pytest_addoption(parser):
@@ -27,18 +23,37 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip the long tier unless asked for (--long or MK_LONG=1), and group the tests of each
-    shared run onto one xdist worker (a no-op without xdist)."""
+    """Skip the long tier unless asked for (--long or MK_LONG=1); the modules of the longest
+    shared fixtures first (stable otherwise)."""
     long_tier = config.getoption("--long") or os.environ.get("MK_LONG") == "1"
     skip_long = pytest.mark.skip(reason="long tier: run it with `make test-long` (pytest --long)")
     for item in items:
         if "long" in item.keywords and not long_tier:
             item.add_marker(skip_long)
-        names = set(getattr(item, "fixturenames", ()))
-        for group, fixtures in SHARED_RUNS.items():
-            if names & set(fixtures):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+    rank = {name: i for i, name in enumerate(FIRST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def shared_once(tmp_path_factory, name: str, build):
+    """``build(folder)`` -> a JSON-able result, once per test session even across pytest-xdist
+    processes: the first process builds under a file lock in the session's common temporary
+    folder, the others wait for it and read its result."""
+    import json
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' folders popen-gw<N> share this one
+    folder, done = base / "shared" / name, base / "shared" / f"{name}.json"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(done) + ".lock"):
+        if done.is_file():
+            return json.loads(done.read_text())
+        folder.mkdir(exist_ok=True)
+        result = build(folder)
+        done.write_text(json.dumps(result))
+        return result
 
 
 def pytest_configure(config):
@@ -57,7 +72,9 @@ def _output_ledger(tmp_path_factory):
     from motion_keypoints.io.outputs import LEDGER_ENV
 
     old = os.environ.get(LEDGER_ENV)
-    os.environ[LEDGER_ENV] = str(tmp_path_factory.mktemp("ledger") / "outputs.jsonl")
+    # one ledger for the session's processes: the shared runs' outputs are written by one of them
+    os.environ[LEDGER_ENV] = str(shared_once(tmp_path_factory, "ledger",
+                                             lambda d: str(d / "outputs.jsonl")))
     yield
     if old is None:
         os.environ.pop(LEDGER_ENV, None)
@@ -166,38 +183,53 @@ def tiny_opts(data, out, iters, **extra):
 def learn_data(tmp_path_factory):
     from motion_keypoints.data.synthetic.writer import make_synthetic
 
-    root = tmp_path_factory.mktemp("learn") / "data"
-    make_synthetic(root, progress=False, **LEARN_DATA)
-    return root
+    def build(folder):
+        make_synthetic(folder / "data", progress=False, **LEARN_DATA)
+        return str(folder / "data")
+
+    return Path(shared_once(tmp_path_factory, "learn", build))
+
+
+def _train(tmp_path_factory, name, config, data, out, iters):
+    """Train ``config`` on ``data`` into ``out`` once per session; returns (run, CPU seconds of the
+    training process, wall seconds)."""
+    import time
+
+    def build(_folder):
+        cpu0, t0 = _child_cpu(), time.perf_counter()
+        run_script("train", "--config-file", REPO / "configs" / config, *tiny_opts(data, out, iters))
+        return [str(out), _child_cpu() - cpu0, time.perf_counter() - t0]
+
+    run, cpu, wall = shared_once(tmp_path_factory, name, build)
+    return Path(run), cpu, wall
 
 
 @pytest.fixture(scope="session")
-def learned_run(learn_data):
+def learned_run(tmp_path_factory, learn_data):
     """A tiny-cpu model trained from scratch on the original synthetic images."""
-    out = learn_data.parent / "runs" / "original"
-    run_script("train", "--config-file", str(REPO / "configs" / "tiny-cpu.yaml"),
-               *tiny_opts(learn_data, out, LEARN_ITERS))
-    return out
+    return _train(tmp_path_factory, "learned_run", "tiny-cpu.yaml", learn_data,
+                  learn_data.parent / "runs" / "original", LEARN_ITERS)[0]
 
 
 @pytest.fixture(scope="session")
-def long_learned_run(learn_data):
+def long_learned_run(tmp_path_factory, learn_data):
     """The long tier's tiny-cpu R-CNN: trained from scratch for LONG_LEARN_ITERS iterations."""
-    out = learn_data.parent / "runs" / "original_long"
-    run_script("train", "--config-file", str(REPO / "configs" / "tiny-cpu.yaml"),
-               *tiny_opts(learn_data, out, LONG_LEARN_ITERS))
-    return out
+    return _train(tmp_path_factory, "long_learned_run", "tiny-cpu.yaml", learn_data,
+                  learn_data.parent / "runs" / "original_long", LONG_LEARN_ITERS)[0]
 
 
 @pytest.fixture(scope="session")
-def learned_predictions(learned_run, learn_data):
+def learned_predictions(tmp_path_factory, learned_run, learn_data):
     """learned_run's predictions of the validation and test images with flip TTA (and without:
     ``predictions_<split>_noflip.csv``), made once for every test that reads them; returns the
     run."""
-    for split in ("val", "test"):
-        run_script("predict", "--run", learned_run, "--data-root", learn_data, "--split", split,
-                   "--flip-tta")
-    return learned_run
+    def build(_folder):
+        for split in ("val", "test"):
+            run_script("predict", "--run", learned_run, "--data-root", learn_data, "--split",
+                       split, "--flip-tta")
+        return str(learned_run)
+
+    return Path(shared_once(tmp_path_factory, "learned_predictions", build))
 
 
 def _child_cpu() -> float:
@@ -213,36 +245,33 @@ HEATMAP_ITERS = 400
 
 
 @pytest.fixture(scope="session")
-def heatmap_run(learn_data):
+def heatmap_run(tmp_path_factory, learn_data):
     """tiny-hrnet trained from scratch on learn_data (the same validation split as learned_run);
     returns (run, CPU seconds of the training process, wall seconds)."""
-    import time
-
-    out = learn_data.parent / "runs" / "hrnet"
-    cpu0, t0 = _child_cpu(), time.perf_counter()
-    run_script("train", "--config-file", REPO / "configs" / "tiny-hrnet.yaml",
-               *tiny_opts(learn_data, out, HEATMAP_ITERS))
-    return out, _child_cpu() - cpu0, time.perf_counter() - t0
+    return _train(tmp_path_factory, "heatmap_run", "tiny-hrnet.yaml", learn_data,
+                  learn_data.parent / "runs" / "hrnet", HEATMAP_ITERS)
 
 
 @pytest.fixture(scope="session")
-def heatmap_predictions(heatmap_run, learned_predictions, learn_data):
+def heatmap_predictions(tmp_path_factory, heatmap_run, learned_predictions, learn_data):
     """The heatmap run's predictions of val and test (flip TTA) on learned_run's person boxes,
     made once; returns {split: predict.py's stdout}."""
-    out = {}
-    for split in ("val", "test"):
-        out[split] = run_script(
+    def build(_folder):
+        return {split: run_script(
             "predict", "--run", heatmap_run[0], "--data-root", learn_data, "--split", split,
-            "--flip-tta", "--boxes-from", learned_predictions,
-        ).stdout
-    return out
+            "--flip-tta", "--boxes-from", learned_predictions).stdout for split in ("val", "test")}
+
+    return shared_once(tmp_path_factory, "heatmap_predictions", build)
 
 
 @pytest.fixture(scope="session")
 def demo_output(tmp_path_factory):
     """The one-command demo on a reduced size: (demo folder, submission path, demo stdout)."""
-    root = tmp_path_factory.mktemp("demo")
-    sub = root / "submission.csv"
-    proc = run_script("demo", "--out", root / "demo", "--train", 36, "--test", 6,
-                      "--iters", 12, "--heatmap-iters", 6, "--submission", sub, timeout=1500)
-    return root / "demo", sub, proc.stdout
+    def build(root):
+        sub = root / "submission.csv"
+        proc = run_script("demo", "--out", root / "demo", "--train", 36, "--test", 6,
+                          "--iters", 12, "--heatmap-iters", 6, "--submission", sub, timeout=1500)
+        return [str(root / "demo"), str(sub), proc.stdout]
+
+    demo, sub, stdout = shared_once(tmp_path_factory, "demo_output", build)
+    return Path(demo), Path(sub), stdout

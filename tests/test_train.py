@@ -1,4 +1,4 @@
-"""Training: the learning test, the run folder, resume, tracking and bad input.
+"""Training: resume, tracking and bad input (the learning tests: tests/test_learning.py).
 
 Tests marked slow train tiny models on CPU for minutes; CI runs them.
 """
@@ -10,104 +10,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-import pandas as pd
 import pytest
 from conftest import REPO, run_main, run_script, tiny_opts
-
-from motion_keypoints.data.layout import DataPaths
-from motion_keypoints.evaluation.metrics import mean_pose_baseline, rmse
-from motion_keypoints.io.images import image_size
-from motion_keypoints.io.tables import keypoints_array, read_keypoint_csv
-from motion_keypoints.meta import COORD_COLUMNS
 
 
 def _metrics_lines(run):
     return [json.loads(x) for x in (run / "metrics.json").read_text().splitlines()]
-
-
-def _validation_truth_and_baseline(run, learn_data):
-    """(validation rows, their keypoints (N, K, 2), the mean-pose baseline RMSE on them from the
-    run's training rows) for a run of learn_data."""
-    split = json.loads((run / "split.json").read_text())
-    paths = DataPaths.from_root(learn_data)
-    df = read_keypoint_csv(paths.train_csv)
-    val = df[df["image"].isin(split["val"])]
-    train = df[~df["image"].isin(split["val"])]
-    size = lambda rows: np.array([image_size(paths.train_images / n) for n in rows["image"]], float)  # noqa: E731
-    truth = keypoints_array(val)
-    return val, truth, rmse(mean_pose_baseline(keypoints_array(train), size(train), size(val)), truth)
-
-
-def _predicted_rmse(run, val, truth, name="predictions_val.csv"):
-    pred = pd.read_csv(run / name).set_index("image").loc[list(val["image"])]
-    assert pred["detected"].all()
-    return rmse(pred[list(COORD_COLUMNS)].to_numpy().reshape(truth.shape), truth)
-
-
-@pytest.mark.slow
-@pytest.mark.long
-def test_learning_tiny_cpu_beats_the_mean_pose_baseline(long_learned_run, learn_data):
-    """tiny-cpu trained from scratch on synthetic data reaches a validation RMSE of at most 25 %
-    of the mean-pose baseline with the kit's inference (predict.py with flip TTA), and the raw
-    model alone (the trainer's evaluator, no TTA) at most 30 %. (Long tier: a 1000-iteration
-    Keypoint R-CNN; the CI tier proves learning with the cheapest models, below.)"""
-    learned_run = long_learned_run
-    info = json.loads((learned_run / "run_info.json").read_text())
-    val, truth, baseline = _validation_truth_and_baseline(learned_run, learn_data)
-
-    run_script("predict", "--run", learned_run, "--data-root", learn_data, "--split", "val", "--flip-tta")
-    kit_rmse = _predicted_rmse(learned_run, val, truth)
-    print(f"validation RMSE: model {info['val_rmse']:.2f} px, with flip TTA {kit_rmse:.2f} px; "
-          f"mean-pose baseline {baseline:.2f} px")
-    assert kit_rmse <= 0.25 * baseline
-    assert info["val_rmse"] <= 0.30 * baseline
-    # the independent evaluation of the best checkpoint agrees with what the hook recorded
-    best = json.loads((learned_run / "best_checkpoint.json").read_text())
-    assert best["val_rmse"] == pytest.approx(info["val_rmse"])
-
-
-@pytest.mark.slow
-def test_learning_from_scratch_two_stage_beats_the_mean_pose_baseline(learned_predictions, heatmap_run,
-                                                                      heatmap_predictions, learn_data):
-    """The kit learns, shown with the cheapest models (CI tier): the shared tiny-cpu R-CNN
-    (conftest.LEARN_ITERS iterations) finds every validation person and reaches at most 40 % of
-    the mean-pose baseline with predict.py's flip TTA; the tiny HRNet on its boxes reaches at
-    most 25 %, the long tier's standard for the R-CNN (predict.py, flip TTA)."""
-    learned_run, hrun = learned_predictions, heatmap_run[0]
-    val, truth, baseline = _validation_truth_and_baseline(learned_run, learn_data)
-    r_rmse = _predicted_rmse(learned_run, val, truth)
-    h_rmse = _predicted_rmse(hrun, val, truth)
-    info = {r: json.loads((r / "run_info.json").read_text()) for r in (learned_run, hrun)}
-    print(f"validation RMSE with flip TTA: R-CNN ({info[learned_run]['max_iter']} it) {r_rmse:.2f} px, "
-          f"HRNet on its boxes ({info[hrun]['max_iter']} it) {h_rmse:.2f} px; mean-pose baseline "
-          f"{baseline:.2f} px (ratios {r_rmse / baseline:.3f}, {h_rmse / baseline:.3f})")
-    assert r_rmse <= 0.40 * baseline
-    assert h_rmse <= 0.25 * baseline
-    for run in (learned_run, hrun):
-        best = json.loads((run / "best_checkpoint.json").read_text())
-        assert best["val_rmse"] == pytest.approx(info[run]["val_rmse"])
-
-
-@pytest.mark.slow
-def test_run_folder_is_complete(learned_run):
-    for name in ("config.yaml", "metrics.json", "model_final.pth", "model_best.pth",
-                 "split.json", "run_info.json", "best_checkpoint.json", "last_checkpoint"):
-        assert (learned_run / name).is_file(), name
-    assert list(learned_run.glob("events.out.tfevents.*")), "no TensorBoard events"
-    split = json.loads((learned_run / "split.json").read_text())
-    assert split["val"] and not set(split["val"]) & set(split["train"])
-    lines = _metrics_lines(learned_run)
-    evals = [x for x in lines if "keypoints_rmse/rmse" in x]
-    assert len(evals) == 2 and all("keypoints/AP" in x for x in evals)  # COCO OKS AP too
-    assert all(0.0 <= x["keypoints_rmse/detection_rate"] <= 1.0 for x in evals)
-    info = json.loads((learned_run / "run_info.json").read_text())
-    assert info["val_rmse"] == min(x["keypoints_rmse/rmse"] for x in evals)
-    assert info["final_val_rmse"] == pytest.approx(evals[-1]["keypoints_rmse/rmse"])
-    # best_iteration is the 0-based index of the best evaluation's last iteration: detectron2
-    # stores the final (after-train) evaluation one step past it, at max_iter
-    best = min(evals, key=lambda x: x["keypoints_rmse/rmse"])
-    assert info["best_iteration"] == min(best["iteration"], info["max_iter"] - 1)
 
 
 @pytest.mark.slow
