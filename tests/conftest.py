@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Test modules of the shared learned runs and of the demo's output: first in the collection, so
 #: that under ``--dist loadfile`` (``make test``) their test process starts with them.
-FIRST_MODULES = ("test_learning.py", "test_pipeline.py")
+FIRST_MODULES = ("test_learning.py", "test_heatmap_learning.py", "test_pipeline.py")
 
 
 def pytest_addoption(parser):
@@ -230,6 +230,28 @@ def learned_predictions(tmp_path_factory, learned_run, learn_data):
         return str(learned_run)
 
     return Path(shared_once(tmp_path_factory, "learned_predictions", build))
+
+
+def validation_truth_and_baseline(run, learn_data):
+    """(validation rows, their keypoints (N, K, 2), the mean-pose baseline RMSE on them from the
+    run's training rows) for a run of learn_data."""
+    import json
+
+    import numpy as np
+
+    from motion_keypoints.data.layout import DataPaths
+    from motion_keypoints.evaluation.metrics import mean_pose_baseline, rmse
+    from motion_keypoints.io.images import image_size
+    from motion_keypoints.io.tables import keypoints_array, read_keypoint_csv
+
+    split = json.loads((run / "split.json").read_text())
+    paths = DataPaths.from_root(learn_data)
+    df = read_keypoint_csv(paths.train_csv)
+    val = df[df["image"].isin(split["val"])]
+    train = df[~df["image"].isin(split["val"])]
+    size = lambda rows: np.array([image_size(paths.train_images / n) for n in rows["image"]], float)  # noqa: E731
+    truth = keypoints_array(val)
+    return val, truth, rmse(mean_pose_baseline(keypoints_array(train), size(train), size(val)), truth)
 
 
 def _child_cpu() -> float:

@@ -20,12 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, run_script, tiny_opts
+from conftest import REPO, run_script, tiny_opts, validation_truth_and_baseline
 
 from motion_keypoints.data.layout import DataPaths
-from motion_keypoints.evaluation.metrics import mean_pose_baseline, rmse
-from motion_keypoints.io.images import image_size
-from motion_keypoints.io.tables import keypoints_array, read_keypoint_csv
+from motion_keypoints.evaluation.metrics import rmse
+from motion_keypoints.io.tables import read_keypoint_csv
 from motion_keypoints.meta import COCO_17, COORD_COLUMNS, KEYPOINT_NAMES
 from motion_keypoints.submission import check_submission
 
@@ -156,19 +155,6 @@ def test_coco_head_transfer_beats_dropping_it(learned_run, learn_data, tmp_path)
 # ------------------------------------------------- learning from scratch and the run folder
 
 
-def _validation_truth_and_baseline(run, learn_data):
-    """(validation rows, their keypoints (N, K, 2), the mean-pose baseline RMSE on them from the
-    run's training rows) for a run of learn_data."""
-    split = json.loads((run / "split.json").read_text())
-    paths = DataPaths.from_root(learn_data)
-    df = read_keypoint_csv(paths.train_csv)
-    val = df[df["image"].isin(split["val"])]
-    train = df[~df["image"].isin(split["val"])]
-    size = lambda rows: np.array([image_size(paths.train_images / n) for n in rows["image"]], float)  # noqa: E731
-    truth = keypoints_array(val)
-    return val, truth, rmse(mean_pose_baseline(keypoints_array(train), size(train), size(val)), truth)
-
-
 def _predicted_rmse(run, val, truth, name="predictions_val.csv"):
     pred = pd.read_csv(run / name).set_index("image").loc[list(val["image"])]
     assert pred["detected"].all()
@@ -184,7 +170,7 @@ def test_learning_tiny_cpu_beats_the_mean_pose_baseline(long_learned_run, learn_
     Keypoint R-CNN; the CI tier proves learning with the cheapest models, below.)"""
     learned_run = long_learned_run
     info = json.loads((learned_run / "run_info.json").read_text())
-    val, truth, baseline = _validation_truth_and_baseline(learned_run, learn_data)
+    val, truth, baseline = validation_truth_and_baseline(learned_run, learn_data)
 
     run_script("predict", "--run", learned_run, "--data-root", learn_data, "--split", "val", "--flip-tta")
     kit_rmse = _predicted_rmse(learned_run, val, truth)
@@ -205,7 +191,7 @@ def test_learning_from_scratch_two_stage_beats_the_mean_pose_baseline(learned_pr
     the mean-pose baseline with predict.py's flip TTA; the tiny HRNet on its boxes reaches at
     most 25 %, the long tier's standard for the R-CNN (predict.py, flip TTA)."""
     learned_run, hrun = learned_predictions, heatmap_run[0]
-    val, truth, baseline = _validation_truth_and_baseline(learned_run, learn_data)
+    val, truth, baseline = validation_truth_and_baseline(learned_run, learn_data)
     r_rmse = _predicted_rmse(learned_run, val, truth)
     h_rmse = _predicted_rmse(hrun, val, truth)
     info = {r: json.loads((r / "run_info.json").read_text()) for r in (learned_run, hrun)}
