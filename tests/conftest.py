@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: Test modules of the shared learned runs and of the demo's output: first in the collection, so
 #: that under ``--dist loadfile`` (``make test``) their test process starts with them.
 FIRST_MODULES = ("test_learning.py", "test_heatmap_learning.py", "test_pipeline.py")
+#: ... and last: a module that needs only the shared R-CNN, for the process that is done first.
+LAST_MODULES = ("test_keypoint_transfer.py",)
 
 
 def pytest_addoption(parser):
@@ -24,14 +26,15 @@ def pytest_addoption(parser):
 
 def pytest_collection_modifyitems(config, items):
     """Skip the long tier unless asked for (--long or MK_LONG=1); the modules of the longest
-    shared fixtures first (stable otherwise)."""
+    shared fixtures first, LAST_MODULES last (stable otherwise)."""
     long_tier = config.getoption("--long") or os.environ.get("MK_LONG") == "1"
     skip_long = pytest.mark.skip(reason="long tier: run it with `make test-long` (pytest --long)")
     for item in items:
         if "long" in item.keywords and not long_tier:
             item.add_marker(skip_long)
     rank = {name: i for i, name in enumerate(FIRST_MODULES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    rank.update({name: len(FIRST_MODULES) + 1 for name in LAST_MODULES})
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST_MODULES)))
 
 
 def shared_once(tmp_path_factory, name: str, build):

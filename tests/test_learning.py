@@ -7,8 +7,6 @@ of LEARN_ITERS iterations, the tiny HRNet on its boxes, predicted once). CPU min
 - the run folder of a training is complete;
 - the heatmap family (configs/tiny-hrnet.yaml) on the Keypoint R-CNN's boxes against that R-CNN,
   flip test with and without, and the two-family fusion against its best member;
-- the 17 → K keypoint-predictor transfer of a COCO-like Keypoint R-CNN checkpoint against
-  detectron2 dropping the predictor, fine-tuned for the same few iterations;
 - the two families predicted and fused by the commands into a valid submission.
 
 Every figure is printed (``pytest -s``); timings are printed, never asserted.
@@ -19,13 +17,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from conftest import REPO, run_script, tiny_opts, validation_truth_and_baseline
+from conftest import run_script, validation_truth_and_baseline
 
 from motion_keypoints.data.layout import DataPaths
 from motion_keypoints.evaluation.metrics import rmse
 from motion_keypoints.io.tables import read_keypoint_csv
-from motion_keypoints.meta import COCO_17, COORD_COLUMNS, KEYPOINT_NAMES
+from motion_keypoints.meta import COORD_COLUMNS
 from motion_keypoints.submission import check_submission
 
 
@@ -33,10 +30,6 @@ def _metrics_lines(run):
     return [json.loads(x) for x in (run / "metrics.json").read_text().splitlines()]
 
 
-#: Fine-tuning iterations and learning rate of the transfer test (both arms): a fine-tuning
-#: rate (tiny-cpu trains from scratch at 0.02, where 40 iterations retrain a dropped predictor).
-TRANSFER_ITERS = 20
-TRANSFER_LR = 0.002
 #: What the heatmap model on R-CNN boxes reliably reaches against the R-CNN, at less CPU time
 #: (the issue's target is 0.6x at the same CPU time; the printout gives the measured ratio: 0.81
 #: for tiny-hrnet 150 it vs tiny-cpu 100 it, where the R-CNN's boxes limit it: 10.7 px on
@@ -101,55 +94,6 @@ def test_heatmap_on_rcnn_boxes_beats_the_rcnn_and_fuses(learned_predictions, hea
     # the fusion with per-keypoint weights (from validation) is at most its best member
     assert weighted.rmse["ensemble"] <= min(r_rmse, h_rmse) * 1.01
     assert weighted.families == {r_lab: "rcnn", h_lab: "heatmap"}
-
-
-# ------------------------------------------------------------------------ 17 -> K transfer
-
-
-def _coco_like_checkpoint(learned_run, path):
-    """learned_run's model with the keypoint predictor cut to the first 17 channels: what a COCO
-    Keypoint R-CNN checkpoint looks like to the kit."""
-    from motion_keypoints.models.rcnn.weights import PREDICTOR_PREFIX
-
-    state = torch.load(learned_run / "model_final.pth", map_location="cpu", weights_only=False)
-    model = dict(state["model"])
-    for key in ("weight", "bias"):
-        full = model[PREDICTOR_PREFIX + key]
-        model[PREDICTOR_PREFIX + key] = full[:, :17].clone() if key == "weight" else full[:17].clone()
-    torch.save({"model": model}, path)
-    return model
-
-
-@pytest.mark.slow
-def test_coco_head_transfer_beats_dropping_it(learned_run, learn_data, tmp_path):
-    """Fine-tuning from a 17-keypoint checkpoint: the trainer (KeypointTransferCheckpointer)
-    transfers the predictor; detectron2's checkpointer would skip it (shape mismatch) and keep
-    the fresh initialisation, which the drop arm reproduces by leaving the predictor out."""
-    from motion_keypoints.models.rcnn.weights import PREDICTOR_PREFIX, transfer_rcnn_keypoint_head
-
-    coco = _coco_like_checkpoint(learned_run, tmp_path / "coco17.pth")
-    assert tuple(coco[PREDICTOR_PREFIX + "weight"].shape[1:2]) == (len(COCO_17),)
-    moved, summary = transfer_rcnn_keypoint_head(coco, KEYPOINT_NAMES)
-    assert summary and f"{len(COCO_17)} COCO channels copied" in summary
-    assert moved[PREDICTOR_PREFIX + "weight"].shape[1] == len(KEYPOINT_NAMES)
-    dropped = {k: v for k, v in coco.items() if not k.startswith(PREDICTOR_PREFIX)}
-    torch.save({"model": dropped}, tmp_path / "dropped.pth")
-
-    results = {}
-    for arm, weights in (("drop", "dropped.pth"), ("transfer", "coco17.pth")):
-        out = tmp_path / arm
-        run_script("train", "--config-file", REPO / "configs" / "tiny-cpu.yaml",
-                   *tiny_opts(learn_data, out, TRANSFER_ITERS, **{
-                       "MODEL.WEIGHTS": tmp_path / weights, "TEST.EVAL_PERIOD": TRANSFER_ITERS,
-                       "SOLVER.BASE_LR": TRANSFER_LR}))
-        info = json.loads((out / "run_info.json").read_text())
-        results[arm] = info["val_rmse"]  # one evaluation, at the last iteration
-        assert results[arm] is not None
-        transferred = "COCO channels copied" in (out / "log.txt").read_text()
-        assert transferred == (arm == "transfer"), f"{arm}: transfer line in log.txt {transferred}"
-    print(f"\nfine-tuned {TRANSFER_ITERS} it from a 17-keypoint checkpoint: val RMSE with the "
-          f"transfer {results['transfer']:.2f} px, predictor dropped {results['drop']:.2f} px")
-    assert results["transfer"] < results["drop"]
 
 
 # ------------------------------------------------- learning from scratch and the run folder
