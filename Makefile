@@ -41,7 +41,7 @@ test-long: env browser
 # Linter + the fast tier (unit and small in-process tests): run it after every change.
 test-fast: env
 	$(LINT)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 lint: env
 	$(LINT)
