@@ -23,20 +23,21 @@ browser:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "note: no chromium and no apt-get as root: the overlay browser test will skip"
 
-# Test processes (pytest-xdist): a test module runs in one process (--dist loadfile; the learned
-# runs' module starts first), each process's trainings get an equal share of the cores, and a
-# shared run is built once per session (tests/conftest.py: shared_once).
+# Test processes (pytest-xdist): a test module runs in one process (--dist loadfile), the learned
+# runs' modules first (--no-loadscope-reorder keeps tests/conftest.py's order); each process's
+# trainings get an equal share of the cores; a shared run is built once per session
+# (tests/conftest.py: shared_once).
 TEST_WORKERS ?= auto
 
 # Linter + the whole test suite (slow learning tests included): what CI runs.
 test: env browser
 	$(LINT)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The whole suite plus the long tier (the 1000-iteration R-CNN learning run; CPU tens of minutes).
 test-long: env browser
 	$(LINT)
-	$(PY) -m pytest --long -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest --long -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Linter + the fast tier (unit and small in-process tests): run it after every change.
 test-fast: env
