@@ -80,10 +80,10 @@ def random_run(family: str, out: Path, data_root: Path) -> Path:
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
+    from motion_keypoints.engine.config import setup_cfg
     from motion_keypoints.io.lock import RunLock
     from motion_keypoints.io.runs import write_run_info
     from motion_keypoints.models.heatmap import meta_arch  # noqa: F401  (registers it)
-    from motion_keypoints.models.rcnn.config import setup_cfg
     from motion_keypoints.utils import seed_everything
 
     seed_everything(0)

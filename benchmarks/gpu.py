@@ -73,8 +73,8 @@ def train_speed(args, family: str, amp: bool, data_root: Path, work: Path):
     """(median s/it, peak memory MiB, images per batch) of the kit's Trainer on ``family``."""
     from train_step import TimedTrainer
 
-    from motion_keypoints.models.rcnn.config import setup_cfg
-    from motion_keypoints.models.rcnn.datasets import register_run_datasets
+    from motion_keypoints.engine.config import setup_cfg
+    from motion_keypoints.engine.datasets import register_run_datasets
     from motion_keypoints.utils import seed_everything
 
     never = str(10**8)

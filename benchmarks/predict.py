@@ -85,7 +85,7 @@ def build_cfg(args, work: Path):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
     from motion_keypoints.models.rcnn.predictor import load_run_config
     from motion_keypoints.utils import seed_everything
 
@@ -113,7 +113,7 @@ def run_kit(cfg, files, args) -> list:
 def run_reference(cfg, files, args) -> list:
     from detectron2.engine import DefaultPredictor
 
-    from motion_keypoints.models.rcnn.evaluator import top_person
+    from motion_keypoints.engine.evaluator import top_person
 
     predictor = DefaultPredictor(cfg)
     out = []

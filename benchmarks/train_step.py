@@ -115,7 +115,7 @@ class TimedTrainer:
 
 
 def build_cfg(args, data_root: str, output_dir: Path):
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
 
     opts = ["MODEL.DEVICE", args.device, "DATA.ROOT", data_root, *args.opts]
     opts += [

@@ -83,8 +83,8 @@ def build_cfg(config_file, run, device: str, work: Path, name: str, opts=()):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
+    from motion_keypoints.engine.config import setup_cfg
     from motion_keypoints.models.heatmap import meta_arch  # noqa: F401  (registers TopDownHeatmap)
-    from motion_keypoints.models.rcnn.config import setup_cfg
     from motion_keypoints.models.rcnn.predictor import load_run_config
     from motion_keypoints.utils import seed_everything
 

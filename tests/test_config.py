@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from motion_keypoints.engine.config import ConfigError, add_kit_config, setup_cfg
 from motion_keypoints.meta import DEFAULT_OKS_SIGMAS, KEYPOINT_NAMES
-from motion_keypoints.models.rcnn.config import ConfigError, add_kit_config, setup_cfg
 
 #: Paths from the repository root, whatever folder pytest runs from.
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_every_new_key_has_a_default_a_comment_and_a_readme_entry():
         assert f"`{key}`" in readme, f"{key} is not listed under 'Kit keys' in docs/configs.md"
     import inspect
 
-    from motion_keypoints.models.rcnn import config as C
+    from motion_keypoints.engine import config as C
 
     src = inspect.getsource(C.add_kit_config).splitlines()
     for key in keys:
@@ -159,11 +159,11 @@ def test_heatmap_configs_pick_the_heatmap_family():
 
 
 def test_every_kit_and_heatmap_key_has_a_rule_beside_its_default():
-    """The declarative tables of models/rcnn/config.py and models/heatmap/config.py cover every
+    """The declarative tables of engine/config.py and models/heatmap/config.py cover every
     key their add_*_config adds (found, not copied), and name no key that does not exist."""
+    from motion_keypoints.engine.config import KIT_KEY_RULES
     from motion_keypoints.models.config_check import DETECTRON2_KEY_RULES, RCNN_KEY_RULES
     from motion_keypoints.models.heatmap.config import HEATMAP_KEY_RULES
-    from motion_keypoints.models.rcnn.config import KIT_KEY_RULES
 
     assert not set(kit_keys()) - set(KIT_KEY_RULES), "kit keys without a rule"
     assert not set(heatmap_keys()) - set(HEATMAP_KEY_RULES), "heatmap keys without a rule"

@@ -15,6 +15,7 @@ from PIL import Image
 
 from motion_keypoints.cli.check_data import main as check_data_main
 from motion_keypoints.data.layout import validate_data_root
+from motion_keypoints.engine.datasets import make_dataset_dicts, register_dataset
 from motion_keypoints.io.images import image_size
 from motion_keypoints.io.outputs import editing
 from motion_keypoints.io.problems import MAX_SHOWN, DataError, Problem
@@ -25,7 +26,6 @@ from motion_keypoints.io.tables import (
     write_keypoint_csv,
 )
 from motion_keypoints.meta import CSV_COLUMNS, NUM_KEYPOINTS, keypoint_index
-from motion_keypoints.models.rcnn.datasets import make_dataset_dicts, register_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 64, 48

@@ -210,7 +210,7 @@ def test_no_traceback_from_the_real_command(tmp_path, synthetic_data, config, op
 
 def test_predict_with_a_truncated_checkpoint_names_the_file(capsys, tmp_path, synthetic_data):
     from motion_keypoints.cli import predict
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
 
     run = tmp_path / "run"
     run.mkdir()

@@ -24,10 +24,10 @@ def untrained_run(config: str, out, data_root, val_images=(), seed: int = 0):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
+    from motion_keypoints.engine.config import setup_cfg
     from motion_keypoints.io.lock import RunLock
     from motion_keypoints.io.runs import SPLIT_FILE, write_run_info
     from motion_keypoints.models.heatmap import meta_arch  # noqa: F401  (registers it)
-    from motion_keypoints.models.rcnn.config import setup_cfg
     from motion_keypoints.models.registry import family_of
 
     torch.manual_seed(seed)

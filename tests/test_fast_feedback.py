@@ -105,7 +105,7 @@ def test_a_failing_stage_stops_the_demo_with_one_line(tmp_path):
 
 
 def test_training_reads_image_headers_by_default_and_decodes_on_request(tmp_path):
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
 
     tiny = REPO / "configs" / "tiny-cpu.yaml"
     assert setup_cfg(str(tiny)).DATA.CHECK_IMAGES == "header"

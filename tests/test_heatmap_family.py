@@ -18,7 +18,7 @@ TINY = str(REPO / "configs" / "tiny-hrnet.yaml")
 
 
 def _cfg(*opts):
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
 
     return setup_cfg(TINY, list(opts), freeze=False)
 
@@ -55,7 +55,7 @@ def test_family_dispatch_by_meta_architecture():
     from motion_keypoints.models.registry import family_of
 
     assert family_of(_cfg()) == "heatmap"
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
 
     assert family_of(setup_cfg(str(REPO / "configs" / "tiny-cpu.yaml"))) == "rcnn"
 

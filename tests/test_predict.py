@@ -352,7 +352,7 @@ def test_predict_frames_matches_predict_images_and_keeps_every_person(tmp_path):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
     from motion_keypoints.models.rcnn.predictor import predict_frames, predict_images
 
     frames, files = [], []

@@ -308,11 +308,11 @@ def _instances(kps_pix, size):
 def test_in_training_rmse_equals_evaluate_py_fresh_and_with_a_cache(synthetic_data, tmp_path):
     from detectron2.data import DatasetCatalog
 
+    from motion_keypoints.engine.config import setup_cfg
+    from motion_keypoints.engine.datasets import register_run_datasets
     from motion_keypoints.engine.run import run_fingerprint
     from motion_keypoints.evaluation.evaluate import evaluate_files
     from motion_keypoints.io.tables import keypoints_array
-    from motion_keypoints.models.rcnn.config import setup_cfg
-    from motion_keypoints.models.rcnn.datasets import register_run_datasets
     from motion_keypoints.models.rcnn.trainer import Trainer
 
     out = tmp_path / "run"

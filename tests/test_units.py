@@ -36,7 +36,7 @@ def instances(kps_continuous, scores, boxes, size=(100, 200)):
 
 
 def test_top_person_picks_the_best_score_in_pixel_index_coordinates():
-    from motion_keypoints.models.rcnn.evaluator import top_person
+    from motion_keypoints.engine.evaluator import top_person
 
     low, high = np.full((K, 2), 10.5), np.full((K, 2), 20.5)
     person = top_person(instances([low, high], [0.3, 0.9], [[0, 0, 5, 5], [1, 2, 3, 4]]))
@@ -52,8 +52,8 @@ def test_top_person_picks_the_best_score_in_pixel_index_coordinates():
 
 
 def test_rmse_evaluator_scores_detections_and_fills_misses_with_the_mean_pose(tmp_path):
-    from motion_keypoints.models.rcnn.datasets import register_dataset
-    from motion_keypoints.models.rcnn.evaluator import KeypointRMSEEvaluator
+    from motion_keypoints.engine.datasets import register_dataset
+    from motion_keypoints.engine.evaluator import KeypointRMSEEvaluator
 
     truth = [np.full((K, 2), 10.0), np.full((K, 2), 40.0)]
     dicts = [{"file_name": f"{i}.jpg", "image_id": i, "width": 100, "height": 200,
@@ -199,7 +199,7 @@ def _best_across_a_resume(tmp_path):
 
 
 def test_predict_images_with_a_tiny_untrained_model(tmp_path):
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
     from motion_keypoints.models.rcnn.predictor import predict_images
 
     files = []

@@ -183,7 +183,7 @@ def untrained_run(tmp_path_factory):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from motion_keypoints.models.rcnn.config import setup_cfg
+    from motion_keypoints.engine.config import setup_cfg
 
     run = tmp_path_factory.mktemp("runs") / "tiny-untrained"
     run.mkdir()
@@ -297,8 +297,8 @@ def heatmap_model():
     import torch
     from detectron2.modeling import build_model
 
+    from motion_keypoints.engine.config import setup_cfg
     from motion_keypoints.models.heatmap import meta_arch  # noqa: F401  (registers the arch)
-    from motion_keypoints.models.rcnn.config import setup_cfg
 
     cfg = setup_cfg(str(REPO / "configs" / "tiny-hrnet.yaml"), ["MODEL.DEVICE", "cpu"],
                     freeze=False)
