@@ -35,8 +35,9 @@ if [ -n "$CONSTRAINTS" ]; then
   [ -f "$CONSTRAINTS" ] || { echo "error: constraints file $CONSTRAINTS not found (CONSTRAINTS= installs without)" >&2; exit 1; }
   log "versions pinned by $CONSTRAINTS"
 fi
-# Every install (not download) goes through the constraints file.
-pip_install() { if [ -n "$CONSTRAINTS" ]; then pip_ install -c "$CONSTRAINTS" "$@"; else pip_ install "$@"; fi; }
+# Every install (not download) goes through the constraints file. pip byte-compiles each package
+# on one core as it installs it; --no-compile leaves that to one parallel compileall at the end.
+pip_install() { if [ -n "$CONSTRAINTS" ]; then pip_ install --no-compile -c "$CONSTRAINTS" "$@"; else pip_ install --no-compile "$@"; fi; }
 # pip with this machine's noise filtered: warnings about local index folders that do not exist.
 pip_() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
@@ -73,6 +74,11 @@ fi
 
 log "the kit (editable) and its tools"
 pip_install -q --no-build-isolation -e "$ROOT[dev]"
+
+# Byte-compile what was installed, on every core (a process started later imports torch and
+# detectron2 from .pyc files, also where PYTHONDONTWRITEBYTECODE keeps it from writing its own).
+log "byte-compiling the environment"
+"$PY" -m compileall -q -j 0 "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null 2>&1 || true
 
 # detectron2 must work on its own (no kit import first), then the kit on top of it.
 PYTHONWARNINGS=ignore "$PY" -c "import detectron2; from detectron2 import model_zoo; import motion_keypoints; print('[setup] ok: detectron2', detectron2.__version__)"
