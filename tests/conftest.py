@@ -125,10 +125,12 @@ def run_script(script: str, *args, check=True, timeout=1800, env=None, unset=())
     return proc
 
 
-def run_main(script: str, *args):
+def run_main(script: str, *args, check=False):
     """``python code/<script>.py args`` in this process (the command's ``main``, through the one
-    error boundary): a subprocess.CompletedProcess with its exit status and captured output, for
-    the fast tier's checks of commands that fail before any work."""
+    error boundary): a subprocess.CompletedProcess with its exit status and captured output. For
+    the fast tier's checks of commands that fail before any work, and for the slow tests' steps
+    after a training (predict, ensemble, ...: no interpreter start, ~8 s each); ``check``: fail
+    the test when the command fails, as run_script does. Trainings keep their own process."""
     import contextlib
     import importlib
     import io
@@ -143,6 +145,9 @@ def run_main(script: str, *args):
             code = main(argv)
     finally:
         os.chdir(cwd)
+    if check and code != 0:
+        raise AssertionError(f"{script}.py {' '.join(argv)} exited {code}\n--- stdout (tail)\n"
+                             f"{out.getvalue()[-4000:]}\n--- stderr (tail)\n{err.getvalue()[-4000:]}")
     return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 

@@ -289,14 +289,15 @@ def test_predict_heatmap_needs_an_existing_boxes_run(tmp_path, capsys, synthetic
 # ---------------------------------------------------------------------------------- slow ones
 @pytest.mark.slow
 def test_tiny_heatmap_trains_and_predicts_on_rcnn_boxes(tmp_path, synthetic_data):
-    """code/train.py with configs/tiny-hrnet.yaml (60 iterations) writes a heatmap run; a tiny
-    R-CNN run predicts the validation frames; the heatmap run predicts them on its boxes."""
-    from conftest import run_script, tiny_opts
+    """code/train.py with configs/tiny-hrnet.yaml (20 iterations) writes a heatmap run; a tiny
+    R-CNN run predicts the validation frames; the heatmap run predicts them on its boxes (the
+    predictions in this process: conftest.run_main)."""
+    from conftest import run_main, run_script, tiny_opts
 
     from motion_keypoints.io.predictions import PREDICTION_COLUMNS, read_predictions
 
     hm = tmp_path / "hm"
-    run_script("train", "--config-file", TINY, *tiny_opts(synthetic_data, hm, 60),
+    run_script("train", "--config-file", TINY, *tiny_opts(synthetic_data, hm, 20),
                env={"OMP_NUM_THREADS": "1"})
     info = json.loads((hm / "run_info.json").read_text())
     assert info["family"] == "heatmap" and np.isfinite(info["val_rmse"])
@@ -304,9 +305,9 @@ def test_tiny_heatmap_trains_and_predicts_on_rcnn_boxes(tmp_path, synthetic_data
     rc = tmp_path / "rcnn"
     run_script("train", "--config-file", REPO / "configs" / "tiny-cpu.yaml",
                *tiny_opts(synthetic_data, rc, 8), env={"OMP_NUM_THREADS": "1"})
-    run_script("predict", "--run", rc, "--data-root", synthetic_data, "--split", "val")
-    proc = run_script("predict", "--run", hm, "--data-root", synthetic_data, "--split", "val",
-                      "--flip-tta", "--boxes-from", rc)
+    run_main("predict", "--run", rc, "--data-root", synthetic_data, "--split", "val", check=True)
+    proc = run_main("predict", "--run", hm, "--data-root", synthetic_data, "--split", "val",
+                    "--flip-tta", "--boxes-from", rc, check=True)
     assert "on ground-truth boxes" in proc.stdout and "fallback boxes" in proc.stdout
     pred = read_predictions(hm / "predictions_val.csv")
     assert pred["detected"].all() and np.isfinite(pred["coords"]).all()
@@ -314,7 +315,7 @@ def test_tiny_heatmap_trains_and_predicts_on_rcnn_boxes(tmp_path, synthetic_data
 
     assert list(pd.read_csv(hm / "predictions_val.csv").columns) == list(PREDICTION_COLUMNS)
     assert (hm / "predictions_val_noflip.csv").is_file()
-    proc = run_script("predict", "--run", hm, "--data-root", synthetic_data, "--split", "test",
-                      "--boxes-from", rc, check=False)
+    proc = run_main("predict", "--run", hm, "--data-root", synthetic_data, "--split", "test",
+                    "--boxes-from", rc)
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1 and "predictions_test.csv" in proc.stderr

@@ -41,12 +41,13 @@ def test_a_killed_run_is_refused_without_resume_then_resumes_once_without_duplic
     proc.wait()
     assert first.is_file() and not (out / "model_final.pth").exists(), "killed too late"
     saved = {p.name: p.read_bytes() for p in out.glob("*.pth")}
-    # another config into the same folder: refused before training, nothing touched
-    other = run_script("train", *args, "SOLVER.BASE_LR", "0.01", check=False)
+    # another config into the same folder: refused before training (in this process:
+    # conftest.run_main), nothing touched
+    other = run_main("train", *args, "SOLVER.BASE_LR", "0.01")
     assert other.returncode == 1 and "another run" in other.stderr
     assert "--resume" in other.stderr and "--clear" in other.stderr
     # the same run without --resume: refused too (no silent overwrite)
-    same = run_script("train", *args, check=False)
+    same = run_main("train", *args)
     assert same.returncode == 1 and "--resume" in same.stderr
     assert {p.name: p.read_bytes() for p in out.glob("*.pth")} == saved
 
@@ -179,21 +180,20 @@ def test_training_without_validation(synthetic_data, tmp_path):
     assert info["checkpoint"] == "model_final.pth" and (out / "model_final.pth").is_file()
     assert not (out / "model_best.pth").exists()
     assert info["fingerprint"] == json.loads((out / "run.json").read_text())["fingerprint"]
-    run_script("predict", "--run", out, "--data-root", synthetic_data, "--split", "test")
+    run_main("predict", "--run", out, "--data-root", synthetic_data, "--split", "test", check=True)
     assert (out / "predictions_test.csv").is_file()
     # its validation split is refused in one line, and no (empty) predictions file is written
-    val = run_script("predict", "--run", out, "--data-root", synthetic_data, "--split", "val",
-                     check=False)
+    val = run_main("predict", "--run", out, "--data-root", synthetic_data, "--split", "val")
     assert val.returncode == 1 and "Traceback" not in val.stderr, val.stderr[-2000:]
     assert "without validation" in val.stderr and not list(out.glob("predictions_val*"))
     # ... and ensemble: unweighted methods work, RMSE weights are refused with the run's name.
     sub = tmp_path / "submission.csv"
-    proc = run_script("ensemble", "--runs", out, "--data-root", synthetic_data, "--split", "test",
-                      "--method", "mean", "--smooth", "off", "--samples", "0", "--out", sub)
+    run_main("ensemble", "--runs", out, "--data-root", synthetic_data, "--split", "test",
+             "--method", "mean", "--smooth", "off", "--samples", "0", "--out", sub, check=True)
     assert sub.is_file()
-    run_script("check_submission", "--data-root", synthetic_data, sub)
-    bad = run_script("ensemble", "--runs", out, "--data-root", synthetic_data, "--split",
-                     "test", "--method", "weighted", "--weight-by", "rmse", "--samples", "0",
-                     "--out", tmp_path / "w.csv", check=False)
+    run_main("check_submission", "--data-root", synthetic_data, sub, check=True)
+    bad = run_main("ensemble", "--runs", out, "--data-root", synthetic_data, "--split",
+                   "test", "--method", "weighted", "--weight-by", "rmse", "--samples", "0",
+                   "--out", tmp_path / "w.csv")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "noval" in bad.stderr and not (tmp_path / "w.csv").exists()

@@ -153,6 +153,14 @@ def _run_cli(*args):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+def _run_in_process(*args):
+    """predict_video's command in this process (conftest.run_main, no interpreter start); the
+    bad-input tests keep _run_cli: a whole process's stderr is one line."""
+    from conftest import run_main
+
+    return run_main("predict_video", *args)
+
+
 @pytest.mark.slow
 def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, small_video):
     bad = tmp_path / "notes.mp4"
@@ -212,8 +220,8 @@ def synthetic_clip(tmp_path_factory):
 @pytest.mark.slow
 def test_predict_video_writes_csv_and_overlay(tmp_path, untrained_run, synthetic_clip):
     out = tmp_path / "out"
-    proc = _run_cli(synthetic_clip, "--runs", untrained_run, untrained_run, "--out", out,
-                    "--checkpoint", "final", "--batch-size", "4", "--quiet")
+    proc = _run_in_process(synthetic_clip, "--runs", untrained_run, untrained_run, "--out", out,
+                           "--checkpoint", "final", "--batch-size", "4", "--quiet")
     assert proc.returncode == 0, proc.stderr
     n = count_frames(synthetic_clip)
     assert "6 frames" in proc.stdout and "frames/s" in proc.stdout and "without a person" in proc.stdout
@@ -234,8 +242,8 @@ def test_predict_video_from_a_frames_folder(tmp_path, untrained_run, synthetic_c
     for i, img in enumerate(open_frames(synthetic_clip)):
         cv2.imwrite(str(folder / f"frame_{i}.png"), img)
     out = tmp_path / "out"
-    proc = _run_cli(folder, "--runs", untrained_run, "--out", out, "--checkpoint", "final",
-                    "--no-flip-tta", "--smooth", "off", "--rule", "score", "--fps", "10", "--quiet")
+    proc = _run_in_process(folder, "--runs", untrained_run, "--out", out, "--checkpoint", "final",
+                           "--no-flip-tta", "--smooth", "off", "--rule", "score", "--fps", "10", "--quiet")
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(out / "keypoints.csv")
     assert len(table) == 6 and np.allclose(table["time"], np.arange(6) / 10.0)
@@ -374,8 +382,8 @@ def rcnn_run_with_boxes(tmp_path_factory, untrained_run):
 def test_predict_video_with_rcnn_and_heatmap_runs(tmp_path, rcnn_run_with_boxes, heatmap_run,
                                                    synthetic_clip):
     out = tmp_path / "out"
-    proc = _run_cli(synthetic_clip, "--runs", rcnn_run_with_boxes, heatmap_run, "--out", out,
-                    "--checkpoint", "final", "--batch-size", "4", "--quiet")
+    proc = _run_in_process(synthetic_clip, "--runs", rcnn_run_with_boxes, heatmap_run, "--out", out,
+                           "--checkpoint", "final", "--batch-size", "4", "--quiet")
     assert proc.returncode == 0, proc.stderr
     n = count_frames(synthetic_clip)
     line = proc.stdout.strip().splitlines()[-1]
