@@ -57,6 +57,45 @@ def test_demo_trains_both_families_on_every_set_and_shows_the_whole_kit(tmp_path
     assert stages[4].shell.startswith("python code/train.py --config-file ")
 
 
+def test_each_training_pairs_with_the_same_family_on_the_next_set(tmp_path):
+    from motion_keypoints.cli.demo import next_sibling
+
+    plan = DemoPlan(out=tmp_path / "demo", submission=tmp_path / "sub.csv", families=[RCNN, HRNET],
+                    sets=("demo", "demo_crop", "demo_third"))
+    stages = demo_stages(plan)
+    at = {s.name: i for i, s in enumerate(stages)}
+    pairs = {s.name: stages[j].name for i, s in enumerate(stages)
+             if (j := next_sibling(stages, i)) is not None}
+    assert pairs == {"train demo": "train demo_crop", "train demo_crop": "train demo_third",
+                     "train hrnet_demo": "train hrnet_demo_crop",
+                     "train hrnet_demo_crop": "train hrnet_demo_third"}
+    # a training needs only the data and the augmentation sets, which come before any training
+    first_train = min(at[n] for n in pairs)
+    assert all(s.command in ("make_synthetic", "check_data", "augmentation")
+               for s in stages[:first_train])
+    assert next_sibling(stages, at["ensemble val"]) is None
+
+
+def test_a_stage_started_beside_another_prints_its_lines_at_its_turn(synthetic_data, tmp_path,
+                                                                     capsys):
+    from motion_keypoints.cli.demo import Beside
+
+    stage = Stage("data check", "check_data", ("--data-root", str(synthetic_data)), own_process=True)
+    started = Beside(stage, 1, "train demo")
+    with open(tmp_path / "demo.log", "w") as log:
+        seconds = run_stage(stage, log, terminal=False, started=started)
+    out = capsys.readouterr().out
+    assert seconds == started.seconds > 0 and started.rc == 0
+    assert "(trained beside train demo, 1 thread(s) each)" in out
+    assert "train: 24 rows" in out and "train: 24 rows" in (tmp_path / "demo.log").read_text()
+    failing = Beside(Stage("data check", "check_data", ("--data-root", str(tmp_path / "none")),
+                           own_process=True), 1, "train demo")
+    from motion_keypoints.cli.demo import StageError
+
+    with open(tmp_path / "demo2.log", "w") as log, pytest.raises(StageError, match="data check"):
+        run_stage(failing.stage, log, terminal=False, started=failing)
+
+
 def test_demo_without_a_heatmap_family_and_the_profiles(tmp_path):
     plan = DemoPlan(out=tmp_path, submission=tmp_path / "s.csv", families=[RCNN], sets=("demo",))
     assert [s.name for s in demo_stages(plan) if s.command == "train"] == ["train demo"]

@@ -1,9 +1,10 @@
-"""Small shared helpers: atomic file writes, hashing, seeding."""
+"""Small shared helpers: atomic file writes, hashing, seeding, the cores a process may use."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 from pathlib import Path
 from typing import Iterator, Optional
@@ -60,3 +61,11 @@ def read_json_record(path: PathLike, key: str, error: type, fix: str,
     if not isinstance(record, dict) or key not in record:
         raise error(f"{path}: {missing or f'no {key!r}'}; {fix}")
     return record
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

@@ -386,10 +386,9 @@ def _write_annotations(plan, records: Dict[str, dict], path: Path) -> int:
 
 def default_workers() -> int:
     """Render processes of ``--workers 0`` (auto): the cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    from ..utils import available_cores
+
+    return available_cores()
 
 
 def check_out_folder(data_root, out) -> Path:

@@ -6,7 +6,10 @@ augmentation sets -> per set, both model families (a tiny-cpu Keypoint R-CNN, th
 predicting on that R-CNN's person boxes), each predicted with flip TTA -> the ensemble of all
 models on the validation images (the RMSE table) and on the test images (the submission, its
 pictures) -> the submission checked. Trainings run in their own process (one run folder, one
-log); the other stages run in this process. On a terminal each stage shows one moving progress
+log); the other stages run in this process. On a machine with 2 or more cores a training starts
+together with the next training of the same family (on the next set), each with half the cores:
+two small CPU trainings side by side use 2 cores better than one training with 2 threads. The
+second one's lines are shown at its own stage. On a terminal each stage shows one moving progress
 bar; otherwise (a pipe, a log file) the bars' redraws are dropped and only plain lines remain.
 The closing summary gives each stage's time, the validation RMSE table beside the mean-pose
 baseline, and where the files are. ``--long`` trains on more data for longer (a better model).
@@ -19,9 +22,11 @@ import codecs
 import contextlib
 import importlib
 import io
+import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,7 +64,7 @@ class Profile:
 
 #: The default demo (minutes on 2 CPU cores) and ``--long`` (the demo of earlier versions).
 PROFILES = {
-    "short": Profile(n_train=400, n_test=20, rcnn_iters=120, heatmap_iters=300),
+    "short": Profile(n_train=400, n_test=20, rcnn_iters=60, heatmap_iters=150),
     "long": Profile(n_train=400, n_test=40, rcnn_iters=400, heatmap_iters=400),
 }
 
@@ -92,6 +97,7 @@ class DemoPlan:
     seed: int = 0
     sets: Sequence[str] = ("demo", "demo_crop")
     extra_opts: Sequence[str] = ()  # to the R-CNN trainings
+    side_by_side: bool = True  # two trainings of a family at once (see the module)
     runs: List[Path] = field(default_factory=list)
 
     @property
@@ -204,11 +210,17 @@ def _in_process(stage: Stage, plain: Optional[PlainLines]) -> int:
         return main(list(stage.args))
 
 
-def _own_process(stage: Stage, plain: Optional[PlainLines]) -> int:
-    cmd = [sys.executable, "-m", f"motion_keypoints.cli.{stage.command}", *stage.args]
-    if plain is None:  # a terminal: the stage's bar moves in place
-        return subprocess.run(cmd, check=False).returncode
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def _command(stage: Stage) -> List[str]:
+    return [sys.executable, "-m", f"motion_keypoints.cli.{stage.command}", *stage.args]
+
+
+def _env(threads: Optional[int]) -> Optional[dict]:
+    """The environment of a training given ``threads`` torch threads (None: torch's default)."""
+    return None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
+
+
+def _pump(proc: subprocess.Popen, plain: PlainLines) -> int:
+    """Copy a process's output into ``plain`` until it ends; its exit status."""
     assert proc.stdout is not None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     while chunk := proc.stdout.read1(65536):
@@ -217,22 +229,87 @@ def _own_process(stage: Stage, plain: Optional[PlainLines]) -> int:
     return proc.wait()
 
 
-def run_stage(stage: Stage, log: TextIO, terminal: bool) -> float:
-    """Run one stage, print its header line; raises StageError when it fails. Seconds taken."""
+def _own_process(stage: Stage, plain: Optional[PlainLines], threads: Optional[int] = None) -> int:
+    if plain is None:  # a terminal: the stage's bar moves in place
+        return subprocess.run(_command(stage), check=False, env=_env(threads)).returncode
+    proc = subprocess.Popen(_command(stage), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=_env(threads))
+    return _pump(proc, plain)
+
+
+class Beside:
+    """A training started beside another one (``threads`` torch threads): its plain lines are
+    kept until its own stage, which waits for it (:meth:`wait`)."""
+
+    def __init__(self, stage: Stage, threads: int, beside: str):
+        self.stage, self.threads, self.beside = stage, threads, beside
+        self.lines = io.StringIO()
+        self.t0, self.seconds, self.rc = time.perf_counter(), 0.0, None
+        self.proc = subprocess.Popen(_command(stage), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=_env(threads))
+        self._reader = threading.Thread(target=self._run, daemon=True)
+        self._reader.start()
+
+    def _run(self) -> None:
+        self.rc = _pump(self.proc, PlainLines(self.lines))
+        self.seconds = time.perf_counter() - self.t0
+
+    def wait(self, plain: PlainLines) -> int:
+        self._reader.join()
+        plain.write(self.lines.getvalue())
+        return int(self.rc)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self._reader.join()
+
+
+def _config_of(stage: Stage) -> str:
+    return stage.args[stage.args.index("--config-file") + 1]
+
+
+def next_sibling(stages: Sequence[Stage], i: int) -> Optional[int]:
+    """The next training after ``stages[i]`` (a training) with the same config: the same family
+    on another set. Every training needs only the data and augmentation stages, which come
+    before the first training, so the two can train at the same time. None when there is none."""
+    if not (stages[i].own_process and stages[i].command == "train"):
+        return None
+    for j in range(i + 1, len(stages)):
+        if stages[j].own_process and stages[j].command == "train" and \
+                _config_of(stages[j]) == _config_of(stages[i]):
+            return j
+    return None
+
+
+def run_stage(stage: Stage, log: TextIO, terminal: bool, threads: Optional[int] = None,
+              started: Optional[Beside] = None, beside: Optional[Beside] = None) -> float:
+    """Run one stage, print its header line; raises StageError when it fails. Seconds taken.
+    ``threads``: torch threads of its training; ``started``: the stage already runs beside an
+    earlier one (wait for it, print its lines); ``beside``: a training that runs beside this one."""
     header = f"\n==> {stage.name}: {stage.shell}\n"
+    if started is not None:
+        header += f"(trained beside {started.beside}, {started.threads} thread(s) each)\n"
+    if beside is not None:
+        header += f"(beside it: {beside.stage.name}, {beside.threads} thread(s) each)\n"
     sys.stdout.write(header)
     sys.stdout.flush()
     log.write(header)
     log.flush()
     plain = None if terminal else PlainLines(sys.stdout, log)
     t0 = time.perf_counter()
-    rc = (_own_process if stage.own_process else _in_process)(stage, plain)
+    if started is not None:
+        rc = started.wait(plain or PlainLines(sys.stdout, log))
+    elif stage.own_process:
+        rc = _own_process(stage, plain, threads)
+    else:
+        rc = _in_process(stage, plain)
     if plain is not None:
         plain.flush()
     if rc != 0:
         raise StageError(f"stage {stage.name!r} failed (exit {rc}): {stage.shell}; see the "
                          f"lines above and {log.name}")
-    return time.perf_counter() - t0
+    return started.seconds if started is not None else time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------------ summary
@@ -250,13 +327,17 @@ def _val_table(plan: DemoPlan) -> Tuple[str, dict]:
     return summary.table, scores
 
 
-def print_summary(plan: DemoPlan, times: Dict[str, float], total: float, log: TextIO) -> None:
+def print_summary(plan: DemoPlan, times: Dict[str, float], total: float, log: TextIO,
+                  paired: int = 0) -> None:
     from ..evaluation.evaluate import baseline_line
 
     table, scores = _val_table(plan)
     width = max(len(k) for k in times)
     lines = ["", f"demo done in {total / 60:.1f} min ({total:.0f} s). Time per stage:"]
     lines += [f"  {k:<{width}}  {v:6.1f} s" for k, v in times.items()]
+    if paired:
+        lines += [f"  ({paired} training(s) ran beside another one: their times overlap; "
+                  "--one-at-a-time runs them in turn)"]
     lines += ["", f"Validation RMSE (px, {scores['images']} held-out images, flip TTA):", table,
               "ensemble: " + baseline_line(scores["rmse"], scores["mean_pose_rmse"])]
     samples = plan.submission.parent / "samples"
@@ -269,6 +350,32 @@ def print_summary(plan: DemoPlan, times: Dict[str, float], total: float, log: Te
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     log.write(text)
+
+
+def _run_stages(plan: DemoPlan, stages: Sequence[Stage], log: TextIO, terminal: bool,
+                times: Dict[str, float]) -> int:
+    """Every stage in order; a training starts its next sibling (:func:`next_sibling`) beside
+    it when the plan allows and the machine has 2 cores or more (half the cores each). Returns
+    how many trainings ran beside another."""
+    from ..utils import available_cores
+
+    cores = available_cores()
+    pairs = plan.side_by_side and cores >= 2
+    running: Dict[int, Beside] = {}
+    paired = 0
+    try:
+        for i, stage in enumerate(stages):
+            started, beside, threads = running.pop(i, None), None, None
+            j = next_sibling(stages, i) if pairs and started is None else None
+            if j is not None and j not in running:
+                threads = cores // 2
+                beside = running[j] = Beside(stages[j], threads, stage.name)
+            times[stage.name] = run_stage(stage, log, terminal, threads, started, beside)
+            paired += started is not None
+    finally:
+        for other in running.values():  # a stage failed: no training is left behind
+            other.stop()
+    return paired
 
 
 def run_demo(plan: DemoPlan, terminal: Optional[bool] = None) -> dict:
@@ -293,10 +400,9 @@ def run_demo(plan: DemoPlan, terminal: Optional[bool] = None) -> dict:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_path = check_output_file(plan.out / f"demo-{stamp}.log", "demo log", option="--out")
     with open(log_path, "a") as log:
-        for stage in stages:
-            times[stage.name] = run_stage(stage, log, terminal)
+        paired = _run_stages(plan, stages, log, terminal, times)
         total = time.perf_counter() - t0
-        print_summary(plan, times, total, log)
+        print_summary(plan, times, total, log, paired)
     return {"submission": plan.submission, "runs": plan.runs, "data": plan.data,
             "seconds": total, "times": times}
 
@@ -331,6 +437,9 @@ def _main(argv) -> int:
     p.add_argument("--heatmap-iters", type=int, default=None,
                    help=f"training iterations per heatmap model (default: {short.heatmap_iters}, "
                         f"--long {long.heatmap_iters})")
+    p.add_argument("--one-at-a-time", action="store_true",
+                   help="train one model at a time with every core (default: off: two trainings "
+                        "of a family side by side, half the cores each, on 2 cores or more)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the synthetic data (default: %(default)s)")
     p.add_argument("--submission", default="submissions/submission.csv", metavar="FILE",
@@ -353,6 +462,7 @@ def _main(argv) -> int:
         out=Path(a.out), submission=Path(a.submission), families=families,
         n_train=prof.n_train, n_test=prof.n_test, width=a.width, height=a.height, seed=a.seed,
         sets=[s for s in a.sets.split(",") if s], extra_opts=list(a.opts),
+        side_by_side=not a.one_at_a_time,
     )
     run_demo(plan)
     return 0

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +43,7 @@ from ...meta import FLIP_INDEX
 from ...motion.select import IDENTITY_RULES, select_person, select_track
 from ...motion.select import RULES as _RULES
 from ...motion.smooth import parse_frame_name
+from ...utils import available_cores
 from .mapper import read_image_as, to_format
 
 #: predict.py's person rules (``at`` needs a point in a video's first frame: predict_video only).
@@ -275,14 +275,6 @@ class _ImageDataset(torch.utils.data.Dataset):
 
 def _collate(batch):
     return batch
-
-
-def available_cores() -> int:
-    """CPU cores this process may use (its affinity mask; ``os.cpu_count()`` elsewhere)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def loading_plan(num_workers: int = 0, device: str = "cpu", cores: int | None = None):
