@@ -355,11 +355,14 @@ def print_summary(plan: DemoPlan, times: Dict[str, float], total: float, log: Te
 def _run_stages(plan: DemoPlan, stages: Sequence[Stage], log: TextIO, terminal: bool,
                 times: Dict[str, float]) -> int:
     """Every stage in order; a training starts its next sibling (:func:`next_sibling`) beside
-    it when the plan allows and the machine has 2 cores or more (half the cores each). Returns
-    how many trainings ran beside another."""
+    it when the plan allows and the demo may use 2 cores or more (half the cores each): the
+    cores of its affinity mask, no more than ``OMP_NUM_THREADS`` where that is set (a demo held
+    to one thread trains one model at a time). Returns how many trainings ran beside another."""
     from ..utils import available_cores
 
     cores = available_cores()
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    cores = min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
     pairs = plan.side_by_side and cores >= 2
     running: Dict[int, Beside] = {}
     paired = 0
