@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_script
+from conftest import REPO, run_main, run_script
 
 from motion_keypoints.engine.distributed import LaunchError, launch_backend, requested_device
 
@@ -167,12 +167,12 @@ def _metrics(run):
 
 
 def _rmse_of_predict_and_evaluate(run, data):
-    """predict.py on the validation frames with the best checkpoint, scored by evaluate.py's
-    library function."""
+    """predict.py on the validation frames with the best checkpoint (in this process:
+    conftest.run_main; a heatmap run on the ground-truth boxes, as its validation), scored by
+    evaluate.py's library function."""
     from motion_keypoints.evaluation.evaluate import evaluate_files
 
-    run_script("predict", "--run", run, "--data-root", data, "--split", "val",
-               env={"OMP_NUM_THREADS": "1"})
+    run_main("predict", "--run", run, "--data-root", data, "--split", "val", check=True)
     res = evaluate_files(run / "predictions_val.csv", data / "train_df.csv", True)
     split = json.loads((run / "split.json").read_text())
     assert res["images"] == len(split["val"]) >= 4
@@ -261,7 +261,8 @@ def test_two_processes_of_batch_b_match_one_process_of_batch_2b(rcnn_two_process
 @pytest.mark.slow
 def test_two_process_heatmap_run(synthetic_data, tmp_path):
     """Written once by rank 0; the in-training validation (frames sharded over the two
-    processes, gathered on rank 0) equals a one-process --eval-only of model_best.pth."""
+    processes, gathered on rank 0) equals a one-process --eval-only of model_best.pth and
+    predict.py + evaluate.py on it."""
     run, audit = tmp_path / "run", tmp_path / "audit"
     opts = ["SOLVER.MAX_ITER", 4, "SOLVER.IMS_PER_BATCH", 8, "SOLVER.CHECKPOINT_PERIOD", 2,
             "TEST.EVAL_PERIOD", 2]
@@ -274,4 +275,6 @@ def test_two_process_heatmap_run(synthetic_data, tmp_path):
     _train(synthetic_data, run, TINY_HRNET, "--eval-only", *opts, procs=1)
     (single,) = run.glob("inference/*/keypoints_rmse.json")
     assert best["val_rmse"] == pytest.approx(json.loads(single.read_text())["metrics"]["rmse"],
+                                             abs=1e-3)
+    assert best["val_rmse"] == pytest.approx(_rmse_of_predict_and_evaluate(run, synthetic_data),
                                              abs=1e-3)

@@ -75,7 +75,7 @@ def test_neptune_enabled_without_token_trains_offline(synthetic_data, tmp_path):
     token = "do-not-print-this-token"
     proc = run_script(
         "train", "--config-file", "configs/tiny-cpu.yaml",
-        *tiny_opts(synthetic_data, out, 4, **{"TRACKING.NEPTUNE": True, "TEST.EVAL_PERIOD": 0}),
+        *tiny_opts(synthetic_data, out, 2, **{"TRACKING.NEPTUNE": True, "TEST.EVAL_PERIOD": 0}),
         unset=("NEPTUNE_API_TOKEN", "NEPTUNE_PROJECT", "NEPTUNE_DATA_DIRECTORY", "NEPTUNE_MODE"),
     )
     text = proc.stdout + proc.stderr
@@ -137,16 +137,16 @@ def test_diverging_loss_stops_with_the_scratch_hint(synthetic_data, tmp_path):
 
 @pytest.mark.slow
 def test_short_training_prints_only_the_kits_lines(synthetic_data, tmp_path):
-    """12 iterations: setup lines, one progress bar, a line per evaluation and a summary; no
+    """4 iterations: setup lines, one progress bar, a line per evaluation and a summary; no
     library warning (even with -W default); detectron2's complete log in log.txt."""
     out = tmp_path / "r"
     args = ["--config-file", "configs/tiny-cpu.yaml",
             # 3 of 24 frames: a fraction the clip/camera groups allow exactly (no split warning)
-            # every box kept: a 12-iteration model's scores may all be under the default 0.05,
+            # every box kept: a 4-iteration model's scores may all be under the default 0.05,
             # and without a prediction there is no COCO table to log
-            *tiny_opts(synthetic_data, out, 12, **{"TEST.EVAL_PERIOD": 6,
-                                                   "DATA.VAL_FRACTION": 0.125,
-                                                   "MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0})]
+            *tiny_opts(synthetic_data, out, 4, **{"TEST.EVAL_PERIOD": 2,
+                                                  "DATA.VAL_FRACTION": 0.125,
+                                                  "MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0})]
     proc = subprocess.run([sys.executable, "-W", "default", str(REPO / "code/train.py"), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -159,7 +159,7 @@ def test_short_training_prints_only_the_kits_lines(synthetic_data, tmp_path):
         x for x in lines if "evaluation" in x and "RMSE" in x]
     assert len([x for x in lines if x.startswith("evaluation at iteration")]) == 2
     assert lines[-1].startswith("run r done:")
-    assert "12/12" in proc.stderr  # the progress bar
+    assert "4/4" in proc.stderr  # the progress bar
     log = (out / "log.txt").read_text()
     for needed in ("Environment info", "Starting training from iteration 0", "eta:",
                    "Average Precision", "run r done:"):
