@@ -219,17 +219,24 @@ def error_figure(report: ErrorReport):
     from matplotlib.figure import Figure
 
     cols = max(1, len(report.worst))
-    fig = Figure(figsize=(max(12, 3.2 * cols), 13), dpi=90)
-    grid = fig.add_gridspec(3, cols, height_ratios=[1.2, 1, 1.3])
+    width = max(12, 3.2 * cols)
+    tiles = [_error_tile(path, name, truth, pred, err)
+             for path, name, truth, pred, err in report.worst]
+    # the row of worst images is as tall as its tiles at their width (plus their titles), so no
+    # empty band is left above or below them; no row at all without images
+    heights = [4.7, 3.9] + ([width / cols * tiles[0].shape[0] / tiles[0].shape[1] + 0.4]
+                            if tiles else [])
+    fig = Figure(figsize=(width, sum(heights) + 0.5), dpi=90)
+    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
     _bars(fig.add_subplot(grid[0, :]), list(KEYPOINT_NAMES), report.per_keypoint,
           f"{report.title}: RMSE per keypoint")
     cams = sorted({c for d in report.per_camera.values() for c in d})
     _bars(fig.add_subplot(grid[1, :]), [f"camera {c}" for c in cams],
           {lab: [d.get(c, np.nan) for c in cams] for lab, d in report.per_camera.items()},
           "RMSE per camera")
-    for j, (path, name, truth, pred, err) in enumerate(report.worst):
+    for j, tile in enumerate(tiles):
         ax = fig.add_subplot(grid[2, j])
-        ax.imshow(_error_tile(path, name, truth, pred, err))
+        ax.imshow(tile)
         ax.set_axis_off()
         ax.set_title(f"worst {j + 1}: truth (rings), prediction (skeleton)", fontsize=8)
     fig.tight_layout()
