@@ -1,6 +1,7 @@
 """The one wrapper every command runs in: user errors become one ``error: ...`` message on
 stderr and exit status 1, argparse usage errors exit 2 (argparse's own), and ``--debug`` (or
-``MOTION_KEYPOINTS_DEBUG=1``) shows the traceback instead.
+``MOTION_KEYPOINTS_DEBUG=1``) shows the traceback instead. Output piped into a reader that stops
+early (``| head``) ends the command quietly with status 141, as SIGPIPE would.
 
 Before the command's body runs, the known harmless library warnings are filtered
 (:func:`motion_keypoints.console.quiet_library_warnings`) and the kit's logger prints plain lines
@@ -116,6 +117,26 @@ def _prepare_console() -> None:
     console.setup_console()
 
 
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of a closed pipe is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - no real stdout (a capture)
+        pass
+
+
+def _flush_stdout() -> None:
+    """Flush what the command printed (argparse's --help included) while the boundary is in
+    charge: a reader that went away is quiet here, not at the interpreter's exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+    except (OSError, ValueError):  # pragma: no cover - a closed capture
+        pass
+
+
 def run_command(body: Callable[[List[str]], Optional[int]], argv: Optional[Sequence[str]] = None) -> int:
     """Run a command's ``body(argv)`` and map its errors to exit statuses (see the module)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -132,6 +153,9 @@ def run_command(body: Callable[[List[str]], Optional[int]], argv: Optional[Seque
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (``... --help | head``)
+        _drop_stdout()
+        return 141  # as a shell reports a command ended by SIGPIPE
     except Exception as exc:
         message = user_message(exc)
         if message is None:
@@ -140,3 +164,5 @@ def run_command(body: Callable[[List[str]], Optional[int]], argv: Optional[Seque
             traceback.print_exc()
         print(f"error: {message}", file=sys.stderr)
         return 1
+    finally:
+        _flush_stdout()

@@ -74,14 +74,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     leading = []  # --debug / --overwrite before the command: the boundary finds them anywhere
     while argv and argv[0] in (DEBUG_FLAG, OVERWRITE_FLAG):
         leading.append(argv.pop(0))
-    if not argv or argv[0] in ("-h", "--help"):
-        print(overview(), file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2  # no command: a usage error, as argparse's
+    if not argv or argv[0] in ("-h", "--help"):  # no command: a usage error, as argparse's
+        return run_command(_say(overview(), to_stderr=not argv, status=0 if argv else 2), [])
     if argv[0] == "--version":
         from .. import __version__
 
-        print(f"{PROG} {__version__}")
-        return 0
+        return run_command(_say(f"{PROG} {__version__}"), [])
     try:
         name = command_name(argv[0])
     except UnknownCommand as exc:
@@ -89,6 +87,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     module = importlib.import_module(f"{__package__}.{name}")
     with options.as_subcommand(PROG):
         return module.main(argv[1:] + leading)
+
+
+def _say(text: str, to_stderr: bool = False, status: int = 0):
+    """A command that prints ``text``: through the boundary, like every command (``| head``)."""
+    def say(_argv: List[str]) -> int:
+        print(text, file=sys.stderr if to_stderr else sys.stdout)
+        return status
+
+    return say
 
 
 def _refuse(exc: UnknownCommand):
