@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LINT := $(PY) -m ruff check code tests benchmarks scripts
 
-.PHONY: demo demo-long test test-fast test-long lint env constraints browser
+.PHONY: demo demo-long test test-fast test-long test-real-size lint env constraints browser
 
 env:
 	bash scripts/setup_env.sh
@@ -38,6 +38,12 @@ test: env browser
 test-long: env browser
 	$(LINT)
 	$(PY) -m pytest --long -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+
+# The real-size tier alone: every shipped real config (R50, X101, HRNet-W32/W48) trains 2 iterations
+# at 1920x1080, predicts with flip TTA and ensembles, with its peak memory and s/iter printed
+# (~10 CPU-minutes on 2 cores: CI runs it after `make test`, as a stage of its own).
+test-real-size: env
+	$(PY) -m pytest --real-size -s tests/test_real_size.py $(PYTEST_ARGS)
 
 # Linter + the fast tier (unit and small in-process tests): run it after every change.
 test-fast: env

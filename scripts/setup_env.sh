@@ -77,8 +77,10 @@ pip_install -q --no-build-isolation -e "$ROOT[dev]"
 
 # Byte-compile what was installed, on every core (a process started later imports torch and
 # detectron2 from .pyc files, also where PYTHONDONTWRITEBYTECODE keeps it from writing its own).
+# The packages' own test folders (tests/, test/: a quarter of the files, pandas' and sympy's
+# mostly) are never imported: skipping them takes 40 % off the compile.
 log "byte-compiling the environment"
-"$PY" -m compileall -q -j 0 "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null 2>&1 || true
+"$PY" -m compileall -q -j 0 -x '/tests?/' "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null 2>&1 || true
 
 # detectron2 must work on its own (no kit import first), then the kit on top of it.
 PYTHONWARNINGS=ignore "$PY" -c "import detectron2; from detectron2 import model_zoo; import motion_keypoints; print('[setup] ok: detectron2', detectron2.__version__)"

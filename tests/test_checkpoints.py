@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_script, tiny_opts
+from conftest import REPO, run_main, run_script, tiny_opts
 
 from motion_keypoints.errors import UserError
 
@@ -261,7 +261,7 @@ def test_a_trained_run_resumes_past_a_truncated_checkpoint_and_refuses_a_foreign
     rec = json.loads((other / "run.json").read_text())
     (other / "run.json").write_text(json.dumps({**rec, "run_id": "c" * 32}))
     before = sorted(p.name for p in other.iterdir())
-    proc = run_script("predict", "--run", other, "--data-root", synthetic_data, check=False)
+    proc = run_main("predict", "--run", other, "--data-root", synthetic_data)  # in this process
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "model_best.pth is the checkpoint of another run" in proc.stderr
     assert sorted(p.name for p in other.iterdir()) == before

@@ -304,7 +304,7 @@ def test_tiny_heatmap_trains_and_predicts_on_rcnn_boxes(tmp_path, synthetic_data
     assert (hm / "model_best.pth").is_file()
     rc = tmp_path / "rcnn"
     run_script("train", "--config-file", REPO / "configs" / "tiny-cpu.yaml",
-               *tiny_opts(synthetic_data, rc, 8), env={"OMP_NUM_THREADS": "1"})
+               *tiny_opts(synthetic_data, rc, 4), env={"OMP_NUM_THREADS": "1"})
     run_main("predict", "--run", rc, "--data-root", synthetic_data, "--split", "val", check=True)
     proc = run_main("predict", "--run", hm, "--data-root", synthetic_data, "--split", "val",
                     "--flip-tta", "--boxes-from", rc, check=True)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, tiny_opts
+from conftest import REPO, run_main, tiny_opts
 
 from motion_keypoints.errors import UserError
 from motion_keypoints.io.lock import LOCK_FILE, RunLock, RunLockedError, held_runs
@@ -120,7 +120,6 @@ def test_two_trainings_started_at_once_into_one_folder(synthetic_data, tmp_path)
     assert not (out / LOCK_FILE).exists()
 
 
-@pytest.mark.slow
 def test_resume_or_clear_while_the_run_is_held_is_refused_before_any_work(synthetic_data,
                                                                           tmp_path):
     """``--resume`` or ``--clear`` into a run another process holds: one line with the PID,
@@ -130,12 +129,9 @@ def test_resume_or_clear_while_the_run_is_held_is_refused_before_any_work(synthe
     try:
         (out / "model_0000001.pth").write_bytes(b"work in progress")
         before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-        for flag in ("--resume", "--clear"):
-            res = subprocess.run(
-                [sys.executable, str(REPO / "code" / "train.py"), flag, "--config-file",
-                 str(REPO / "configs" / "tiny-cpu.yaml"), "DATA.ROOT", str(synthetic_data),
-                 "OUTPUT_DIR", str(out)],
-                cwd=REPO, capture_output=True, text=True, timeout=600)
+        for flag in ("--resume", "--clear"):  # in this process (conftest.run_main)
+            res = run_main("train", flag, "--config-file", REPO / "configs" / "tiny-cpu.yaml",
+                           "DATA.ROOT", synthetic_data, "OUTPUT_DIR", out)
             assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
             assert f"PID {proc.pid}" in res.stderr, (flag, res.stderr[-2000:])
         assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

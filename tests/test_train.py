@@ -28,12 +28,12 @@ def test_a_killed_run_is_refused_without_resume_then_resumes_once_without_duplic
     from motion_keypoints.io.runs import RUN_FILE
 
     out = tmp_path / "resumed"
-    iters = 12  # checkpoints every 3 iterations, evaluations at 6 and 12
+    iters = 6  # a checkpoint at iteration 3, then the half-way evaluation; the end at 6
     args = ["--config-file", "configs/tiny-cpu.yaml",
             *tiny_opts(synthetic_data, out, iters, **{"SOLVER.CHECKPOINT_PERIOD": 3})]
     proc = subprocess.Popen([sys.executable, str(REPO / "code/train.py"), *args], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = out / "model_0000005.pth"
+    first = out / "model_0000002.pth"
     deadline = time.time() + 600
     while not first.is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.5)
