@@ -187,6 +187,27 @@ def test_loading_plan_by_core_count():
     assert 1 <= workers <= 4
 
 
+def test_thread_budget_keeps_the_omp_num_threads_limit(monkeypatch):
+    """A process limited by OMP_NUM_THREADS (a user's choice, or each make-test process) keeps
+    that limit in prediction: the kit no longer raises torch's threads to every core."""
+    import torch
+
+    from motion_keypoints.models.rcnn.predictor import _torch_threads, loading_plan
+    from motion_keypoints.utils import available_cores, thread_budget
+
+    cores = available_cores()
+    for value, want in (("1", 1), (str(cores + 8), cores), ("0", cores), ("", cores),
+                        ("two", cores)):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert thread_budget() == want, value
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert loading_plan(0, "cpu") == (0, 1)
+    before = torch.get_num_threads()
+    with _torch_threads(loading_plan(0, "cpu")[1]):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
 def test_thread_prefetch_yields_every_item_once_in_order():
     from motion_keypoints.models.rcnn.predictor import _thread_prefetch
 

@@ -69,3 +69,12 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def thread_budget() -> int:
+    """Compute threads this process may use: :func:`available_cores`, no more than
+    ``OMP_NUM_THREADS`` where that is a positive integer (the limit a user or a test runner set
+    for this process, which torch itself honours at start and the kit keeps)."""
+    cores = available_cores()
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores

@@ -358,11 +358,9 @@ def _run_stages(plan: DemoPlan, stages: Sequence[Stage], log: TextIO, terminal: 
     it when the plan allows and the demo may use 2 cores or more (half the cores each): the
     cores of its affinity mask, no more than ``OMP_NUM_THREADS`` where that is set (a demo held
     to one thread trains one model at a time). Returns how many trainings ran beside another."""
-    from ..utils import available_cores
+    from ..utils import thread_budget
 
-    cores = available_cores()
-    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    cores = min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
+    cores = thread_budget()
     pairs = plan.side_by_side and cores >= 2
     running: Dict[int, Beside] = {}
     paired = 0

@@ -43,7 +43,7 @@ from ...meta import FLIP_INDEX
 from ...motion.select import IDENTITY_RULES, select_person, select_track
 from ...motion.select import RULES as _RULES
 from ...motion.smooth import parse_frame_name
-from ...utils import available_cores
+from ...utils import thread_budget
 from .mapper import read_image_as, to_format
 
 #: predict.py's person rules (``at`` needs a point in a video's first frame: predict_video only).
@@ -284,9 +284,11 @@ def loading_plan(num_workers: int = 0, device: str = "cpu", cores: int | None = 
     1). 0 = auto: on CUDA, up to 4 workers (the GPU computes, the CPU decodes); on CPU, every
     worker process takes a core from torch, so up to 4 cores use no worker process (a background
     thread decodes the next batch: measured fastest on 2 cores), and larger machines give 1
-    worker per 8 cores (at most 4) and the rest to torch.
+    worker per 8 cores (at most 4) and the rest to torch. ``cores``: default
+    :func:`~motion_keypoints.utils.thread_budget` (the affinity mask, no more than
+    ``OMP_NUM_THREADS`` where that is set).
     """
-    cores = cores or available_cores()
+    cores = cores or thread_budget()
     if num_workers > 0:
         workers = num_workers
     elif device.startswith("cuda"):
