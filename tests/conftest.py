@@ -128,12 +128,18 @@ def run_script(script: str, *args, check=True, timeout=1800, env=None, unset=())
         [sys.executable, str(REPO / "code" / f"{script}.py"), *map(str, args)],
         cwd=REPO, capture_output=True, text=True, timeout=timeout, env=environ,
     )
-    if check and proc.returncode != 0:
+    if check:
+        _check(script, args, proc)
+    return proc
+
+
+def _check(script: str, args, proc: subprocess.CompletedProcess) -> None:
+    """Fail the test when ``proc`` (``script args`` by run_script or run_main) failed."""
+    if proc.returncode != 0:
         raise AssertionError(
             f"{script}.py {' '.join(map(str, args))} exited {proc.returncode}\n"
             f"--- stdout (tail)\n{proc.stdout[-4000:]}\n--- stderr (tail)\n{proc.stderr[-4000:]}"
         )
-    return proc
 
 
 def run_main(script: str, *args, check=False):
@@ -156,10 +162,10 @@ def run_main(script: str, *args, check=False):
             code = main(argv)
     finally:
         os.chdir(cwd)
-    if check and code != 0:
-        raise AssertionError(f"{script}.py {' '.join(argv)} exited {code}\n--- stdout (tail)\n"
-                             f"{out.getvalue()[-4000:]}\n--- stderr (tail)\n{err.getvalue()[-4000:]}")
-    return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
+    proc = subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
+    if check:
+        _check(script, argv, proc)
+    return proc
 
 
 class log_records:

@@ -378,8 +378,63 @@ def test_ledger_compaction_keeps_only_live_entries(tmp_path, monkeypatch):
         outputs.write_text(out / f"f{i}.csv", "a,b\n", kind="test table")
         if i % 2:
             os.remove(out / f"f{i}.csv")
-    lines = (tmp_path / "ledger.jsonl").read_text().splitlines()
-    paths = [json.loads(line)["path"] for line in lines]
-    assert len(lines) < 40 and len(set(paths)) == len(paths)
-    assert all(os.path.exists(p) for p in paths[:-1])  # the last line may be a fresh append
+    def entries():
+        return [json.loads(x) for x in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+
+    lines = entries()  # rewritten on its own past the limit (entries since then appended)
+    assert "compacted" in lines[0] and len(lines) < 40  # the rewrite's own first line
+    outputs.compact_ledger()
+    lines = entries()
+    paths = [e["path"] for e in lines[1:]]
+    assert len(set(paths)) == len(paths) == 20  # the last entry of each live file, no other
+    assert all(os.path.exists(p) for p in paths)
     outputs.write_text(out / "f38.csv", "a,b\n", kind="test table")  # its own re-run: allowed
+
+
+def test_ledger_appends_beside_a_compaction_are_kept(tmp_path, monkeypatch):
+    """A writer that opened the ledger just before another process compacted it (the file
+    replaced under it) writes into the new file, not the replaced one; and a reader that had
+    read the old file reads the new one from its start."""
+    import fcntl
+
+    from motion_keypoints.io import ledger, outputs
+
+    path = tmp_path / "ledger.jsonl"
+    monkeypatch.setenv(ledger.LEDGER_ENV, str(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(5):
+        outputs.write_text(out / f"f{i}.csv", "a,b\n", kind="test table")
+    assert len(ledger.ledger()) == 5  # this process has read the old file
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_another_compaction(f, op):
+        if not calls:  # the other process compacts between our open() and our lock
+            calls.append(op)
+            ledger._compact(path)
+        return real_flock(f, op)
+
+    monkeypatch.setattr(ledger.fcntl, "flock", flock_after_another_compaction)
+    outputs.write_text(out / "late.csv", "a,b\n", kind="test table")
+    monkeypatch.setattr(ledger.fcntl, "flock", real_flock)
+    recorded = ledger.ledger()
+    assert str((out / "late.csv").resolve()) in recorded or str(out / "late.csv") in recorded
+    assert len(recorded) == 6
+    outputs.write_text(out / "late.csv", "c,d\n", kind="test table")  # its own re-run: allowed
+
+
+def test_a_ledger_of_live_entries_is_not_rewritten_at_every_append(tmp_path, monkeypatch):
+    """Past the size limit with every recorded file still there, a compaction frees nothing:
+    the next one waits until the ledger doubled (a few rewrites, not one per append)."""
+    from motion_keypoints.io import ledger, outputs
+
+    monkeypatch.setenv(ledger.LEDGER_ENV, str(tmp_path / "ledger.jsonl"))
+    monkeypatch.setattr(ledger, "LEDGER_COMPACT_BYTES", 3000)
+    rewrites, compact = [], ledger._compact
+    monkeypatch.setattr(ledger, "_compact", lambda p: rewrites.append(1) or compact(p))
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(80):  # ~150 bytes an entry: 12 kB of live entries
+        outputs.write_text(out / f"f{i}.csv", "a,b\n", kind="test table")
+    assert 1 <= len(rewrites) <= 3, len(rewrites)
+    assert len(ledger.ledger()) == 80
